@@ -1,0 +1,18 @@
+"""Run-time access to the ``MAILADMIN`` settings dict, so ``override_settings`` works."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    "ENCRYPTION_KEYS": [],
+    "LEASE_SECONDS": 120,
+    "BATCH_SIZE": 200,
+    "RETRY_FIRST_DELAY": 60,
+    "RETRY_MAX_DELAY": 3600,
+    "RETRY_MAX_AGE": 3 * 24 * 3600,
+    "SMTP_TIMEOUT": 30,
+}
+
+
+def mailadmin_setting(name: str):
+    """Return ``settings.MAILADMIN[name]``, falling back to the documented default."""
+    return getattr(settings, "MAILADMIN", {}).get(name, DEFAULTS[name])

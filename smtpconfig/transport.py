@@ -1,0 +1,159 @@
+"""One connection to one server, sending stored bytes and reporting per-recipient results.
+
+Both direct delivery and the queue use this; neither re-implements SMTP: the connection is
+Django's own ``smtp.EmailBackend`` built from the server's settings.
+"""
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
+
+from smtpconfig.replies import Outcome, classify_reply
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    email: str
+    outcome: Outcome
+    code: int | None = None
+    reply: str = ""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one message on one attempt.
+
+    ``outcome`` is the message's: ACCEPTED when at least one recipient was accepted;
+    ``recipients`` tells each recipient's own fate.
+    """
+
+    outcome: Outcome
+    code: int | None = None
+    reply: str = ""
+    recipients: list[RecipientResult] = field(default_factory=list)
+
+
+class ConnectionFailed(OSError):
+    """The server could not be reached or refused the session; carries the classification."""
+
+    def __init__(self, message: str, *, outcome: Outcome, code: int | None = None):
+        super().__init__(message)
+        self.outcome = outcome
+        self.code = code
+
+
+def _decode(reply) -> str:
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "replace")
+    return str(reply or "")
+
+
+def smtp_backend_for(server) -> DjangoSmtpBackend:
+    """Django's SMTP backend configured from ``server`` (one connection, reused for a batch)."""
+    return DjangoSmtpBackend(
+        alias=f"mailadmin-server-{server.pk}",
+        host=server.host,
+        port=server.port,
+        username=server.username if server.use_auth else None,
+        password=str(server.password) if server.use_auth else None,
+        use_tls=server.security == server.Security.STARTTLS,
+        use_ssl=server.security == server.Security.SSL,
+        timeout=server.timeout,
+    )
+
+
+class SmtpConnection:
+    """An open-once, send-many connection to one SMTP server."""
+
+    def __init__(self, server):
+        self.server = server
+        self.backend = smtp_backend_for(server)
+
+    def open(self) -> None:
+        try:
+            self.backend.open()
+        except smtplib.SMTPAuthenticationError as error:
+            raise ConnectionFailed(
+                f"{error.smtp_code} {_decode(error.smtp_error)}",
+                outcome=Outcome.CREDENTIALS,
+                code=error.smtp_code,
+            ) from error
+        except smtplib.SMTPResponseException as error:
+            text = _decode(error.smtp_error)
+            raise ConnectionFailed(
+                f"{error.smtp_code} {text}",
+                outcome=classify_reply(error.smtp_code, text),
+                code=error.smtp_code,
+            ) from error
+        except ConnectionRefusedError as error:
+            raise ConnectionFailed(str(error), outcome=Outcome.SERVER_BUSY) from error
+        except ssl.SSLError as error:
+            raise ConnectionFailed(f"TLS: {error}", outcome=Outcome.TEMPORARY) from error
+        except (OSError, smtplib.SMTPException) as error:
+            raise ConnectionFailed(
+                str(error) or type(error).__name__, outcome=Outcome.TEMPORARY
+            ) from error
+
+    def send(self, *, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+        """Send ``raw`` as it is; never raises for what the server answers."""
+        connection = self.backend.connection
+        try:
+            refused = connection.sendmail(envelope_from, recipients, raw)
+        except smtplib.SMTPRecipientsRefused as error:
+            results = [
+                RecipientResult(address, classify_reply(code, _decode(text)), code, _decode(text))
+                for address, (code, text) in error.recipients.items()
+            ]
+            worst = min(results, key=lambda result: result.outcome != Outcome.TEMPORARY)
+            return SendResult(worst.outcome, worst.code, worst.reply, results)
+        except smtplib.SMTPResponseException as error:
+            text = _decode(error.smtp_error)
+            self._forget_connection_if_dead(error.smtp_code)
+            return SendResult(classify_reply(error.smtp_code, text), error.smtp_code, text)
+        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as error:
+            self._forget_connection_if_dead(None)
+            return SendResult(Outcome.TEMPORARY, None, str(error) or type(error).__name__)
+        results = []
+        for address in recipients:
+            if address in refused:
+                code, text = refused[address]
+                results.append(
+                    RecipientResult(address, classify_reply(code, _decode(text)), code, _decode(text))
+                )
+            else:
+                results.append(RecipientResult(address, Outcome.ACCEPTED, 250, ""))
+        return SendResult(Outcome.ACCEPTED, 250, "", results)
+
+    def _forget_connection_if_dead(self, code: int | None) -> None:
+        # After a disconnect, a timeout or a 421 the session is unusable: drop it so the next
+        # message of the batch opens a fresh one instead of failing on a dead socket.
+        if code is None or code == 421:
+            try:
+                self.backend.connection.close()
+            except OSError:
+                pass
+            self.backend.connection = None
+        else:
+            try:
+                self.backend.connection.rset()
+            except (smtplib.SMTPException, OSError):
+                self.backend.connection = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.backend.connection is not None
+
+    def close(self) -> None:
+        """Close the connection; never raises (the results are already recorded)."""
+        try:
+            self.backend.close()
+        except (smtplib.SMTPException, OSError):
+            self.backend.connection = None
+
+
+def server_connection(server):
+    """The connection object for ``server``'s transport (SMTP; e-mail services plug in here)."""
+    return SmtpConnection(server)

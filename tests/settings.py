@@ -1,0 +1,16 @@
+"""Test settings: production defaults (DEBUG off) with fixed test-only secrets."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault(
+    "MAILADMIN_ENCRYPTION_KEYS",
+    "Yv8mSPLZzgoZ5rvwRIB6MnsJKj3jq6o8SWzc2xAN6GQ=,PFhVv-cTm7tn1BqN3yGOEkJzRNTUA27_8Ndm7aB6Fe8=",
+)
+
+from mailadmin.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
