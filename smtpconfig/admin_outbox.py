@@ -1,0 +1,1 @@
+"""Admin of the outbox (messages, recipients) and of the mail settings."""
