@@ -190,4 +190,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # aiosmtpd logs every SMTP command at INFO; the catching server prints its own summary.
+    "loggers": {"mail.log": {"level": "WARNING"}},
 }
