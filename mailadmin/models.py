@@ -43,6 +43,7 @@ class MailTemplate(models.Model):
             )
         ]
         permissions = [
+            ("compose_mail", _("Can compose and send mail from templates")),
             ("send_real_in_test_mode", _("Can send to real recipients while test mode is on")),
         ]
 

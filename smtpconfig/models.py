@@ -265,6 +265,9 @@ class OutgoingMessage(models.Model):
         verbose_name = _("outgoing message")
         verbose_name_plural = _("outgoing messages")
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("resend_outgoingmessage", _("Can resend, cancel and retry messages")),
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="smtpconfig_msg_due"),
             models.Index(fields=["server", "status"], name="smtpconfig_msg_server_status"),
