@@ -1,0 +1,179 @@
+"""Send limits: accepted recipients over a rolling window since the last manual reset.
+
+Accepted recipients are counted in ``SendCounter`` buckets. A bucket spans a sixtieth of the
+server's period (one minute for an hourly limit, 24 minutes for a daily one, 2 h 48 for a
+weekly one), so a check sums at most 61 rows whatever the history, and a recipient stops
+counting at most one bucket later than it exactly would: the limit is never exceeded and
+capacity comes back within 1/60 of the period of the exact time. A bucket never starts
+before the last reset, so "Reset limit" starts an empty window at once.
+
+Changing a server's period keeps the buckets already written: for one window a bucket of
+the old size may be counted by its start only. Reset the limit after changing the period
+to start clean.
+
+The pure functions take ``now`` and plain values; ``limit_usage`` and ``counter_add`` are
+the only ones that touch the database.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import F
+
+from smtpconfig.models import SendCounter, SmtpServer
+
+PERIODS = {
+    SmtpServer.LimitPeriod.HOUR: timedelta(hours=1),
+    SmtpServer.LimitPeriod.DAY: timedelta(days=1),
+    SmtpServer.LimitPeriod.WEEK: timedelta(weeks=1),
+}
+BUCKETS_PER_PERIOD = 60
+# Servers without a limit still count (for the dashboard), in hourly buckets.
+UNLIMITED_BUCKET = timedelta(hours=1)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def limit_period_length(period: str) -> timedelta | None:
+    """The window of a limit period, ``None`` for no limit."""
+    return PERIODS.get(period)
+
+
+def limit_bucket_size(period: str) -> timedelta:
+    length = limit_period_length(period)
+    return length / BUCKETS_PER_PERIOD if length else UNLIMITED_BUCKET
+
+
+def limit_bucket_for(*, at: datetime, period: str, reset_at: datetime | None) -> datetime:
+    """The bucket a recipient accepted at ``at`` is counted in (never before the reset)."""
+    size = limit_bucket_size(period)
+    start = at - (at - _EPOCH) % size
+    if reset_at is not None and reset_at > start:
+        return reset_at
+    return start
+
+
+def limit_window_start(*, now: datetime, period: str, reset_at: datetime | None) -> datetime:
+    """Where the current window starts: one period ago, or the last reset if later."""
+    length = limit_period_length(period) or UNLIMITED_BUCKET
+    start = now - length
+    if reset_at is not None and reset_at > start:
+        return reset_at
+    return start
+
+
+def limit_counts_from(*, now: datetime, period: str) -> datetime:
+    """Buckets starting strictly after this time count at ``now`` (reset aside).
+
+    A bucket counts while any part of it lies in the window, hence one bucket's size more.
+    """
+    length = limit_period_length(period) or UNLIMITED_BUCKET
+    return now - length - limit_bucket_size(period)
+
+
+def limit_counts(
+    *, buckets: list[tuple[datetime, int]], now: datetime, period: str, reset_at: datetime | None
+) -> list[tuple[datetime, int]]:
+    """The ``(bucket, count)`` pairs that count at ``now``, oldest first."""
+    after = limit_counts_from(now=now, period=period)
+    return sorted(
+        (bucket, count)
+        for bucket, count in buckets
+        if bucket > after and (reset_at is None or bucket >= reset_at)
+    )
+
+
+def limit_next_fit(
+    *,
+    counted: list[tuple[datetime, int]],
+    in_flight: int,
+    needed: int,
+    limit: int,
+    now: datetime,
+    period: str,
+) -> datetime | None:
+    """The earliest time ``needed`` more recipients fit, or ``None`` if they never can.
+
+    ``counted`` are the buckets counting now (oldest first); ``in_flight`` recipients are
+    being sent and are assumed accepted now, so they free up last.
+    """
+    if needed > limit:
+        return None
+    used = sum(count for _bucket, count in counted) + in_flight
+    if used + needed <= limit:
+        return now
+    length = limit_period_length(period)
+    size = limit_bucket_size(period)
+    for bucket, count in counted:
+        used -= count
+        if used + needed <= limit:
+            return bucket + length + size
+    # Only in-flight recipients are left: they free up one full window after now.
+    return limit_bucket_for(at=now, period=period, reset_at=None) + length + size
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A server's use of its limit at one moment (``limit`` is ``None`` without a limit)."""
+
+    used: int
+    limit: int | None
+    window_start: datetime
+    next_fit_at: datetime | None
+    counted: list[tuple[datetime, int]]
+    in_flight: int
+
+    def fits(self, needed: int) -> bool:
+        return self.limit is None or self.used + needed <= self.limit
+
+    def next_fit_for(self, needed: int, *, now: datetime, period: str) -> datetime | None:
+        if self.limit is None:
+            return now
+        return limit_next_fit(
+            counted=self.counted,
+            in_flight=self.in_flight,
+            needed=needed,
+            limit=self.limit,
+            now=now,
+            period=period,
+        )
+
+
+def limit_usage(*, server: SmtpServer, now: datetime, in_flight: int = 0) -> Usage:
+    """Read the counting buckets of ``server`` (at most 61 rows) and sum them."""
+    period, reset_at = server.limit_period, server.limit_reset_at
+    rows = SendCounter.objects.filter(
+        server=server, bucket__gt=limit_counts_from(now=now, period=period)
+    )
+    if reset_at is not None:
+        rows = rows.filter(bucket__gte=reset_at)
+    counted = limit_counts(
+        buckets=list(rows.values_list("bucket", "count")),
+        now=now,
+        period=period,
+        reset_at=reset_at,
+    )
+    limit = server.limit_count if limit_period_length(period) else None
+    next_fit_at = now
+    if limit is not None:
+        next_fit_at = limit_next_fit(
+            counted=counted, in_flight=in_flight, needed=1, limit=limit, now=now, period=period
+        )
+    return Usage(
+        used=sum(count for _bucket, count in counted) + in_flight,
+        limit=limit,
+        window_start=limit_window_start(now=now, period=period, reset_at=reset_at),
+        next_fit_at=next_fit_at,
+        counted=counted,
+        in_flight=in_flight,
+    )
+
+
+def counter_add(*, server: SmtpServer, count: int, at: datetime) -> None:
+    """Count ``count`` accepted recipients for ``server`` at ``at`` (inside the caller's
+    transaction, so the count and the message's status commit together)."""
+    if count <= 0:
+        return
+    bucket = limit_bucket_for(at=at, period=server.limit_period, reset_at=server.limit_reset_at)
+    # get_or_create survives a concurrent insert of the same bucket (it retries the get).
+    counter, _created = SendCounter.objects.get_or_create(server=server, bucket=bucket)
+    SendCounter.objects.filter(pk=counter.pk).update(count=F("count") + count)
