@@ -42,3 +42,11 @@ class DeliveryFailed(MailadminError, OSError):
 
 class DecryptionError(ConfigurationError):
     """A stored secret cannot be decrypted with any of ``MAILADMIN_ENCRYPTION_KEYS``."""
+
+
+class ServerChangeRefused(MailadminError, ValueError):
+    """A change to the SMTP servers that would leave mail without a way out (no default)."""
+
+    def __init__(self, message: str, *, server_name: str = ""):
+        super().__init__(message)
+        self.server_name = server_name
