@@ -8,12 +8,14 @@ Embedded defaults: SQLite under ``var/`` and django-q2's ORM broker. ``DATABASE_
 switches to PostgreSQL, ``REDIS_URL`` switches the queue to Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,7 +65,9 @@ INSTALLED_APPS = [
     "mailadmin",
     "smtpconfig",
     "blacklist",
-    "django.contrib.admin",
+    "mailadmin.security",
+    # The default admin site, refusing administrators who have not passed the second factor.
+    "mailadmin.security.apps.SecureAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,10 +78,15 @@ INSTALLED_APPS = [
     "django_q",
     "simple_history",
     "import_export",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -85,8 +94,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "mailadmin.security.middleware.SessionTimeoutMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "mailadmin.security.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailadmin.urls"
@@ -102,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
                 "mailadmin.context_processors.mail_settings",
             ],
         },
@@ -141,11 +156,70 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 if DEBUG:
-    STORAGES["staticfiles"] = {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-    }
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
 LOGIN_URL = "admin:login"
+
+# --- Sign-in security -------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address never reach the password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Five wrong passwords lock that username from that address only: one attacker cannot lock
+# out everybody behind the club's router, and a colleague elsewhere still signs in.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mailadmin.security.views.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "mailadmin.security.network.client_ip_address"
+
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Mailadmin")
+# Administrators can remove a colleague's device, never read its secret.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# The absolute lifetime of a session; the idle timeout is MAILADMIN["SESSION_IDLE_TIMEOUT"].
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_AGE", default=10 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+
+# HTTPS: on by default when DEBUG is off; a proxy that terminates TLS must say so through
+# SECURE_PROXY_SSL_HEADER, e.g. "HTTP_X_FORWARDED_PROTO,https".
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must be a header and its value, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Only the portal's own scripts and styles; templates that need an inline one mark it with
+# {% csp_nonce_attr %}.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+# POST fields, frame variables and settings that look like secrets are masked in error
+# reports, whether or not a view marked them.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailadmin.security.reporting.SecretsExceptionReporterFilter"
 
 # Every message the club's code sends goes through Mailadmin's routing backend.
 MAILERS = {
@@ -173,6 +247,17 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Rate limits need one cache for all web processes: Redis when the site scales out, this
+# process's memory on the embedded single-process stack.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "mailadmin",
+        }
+    }
+
 MAILADMIN = {
     "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
     # Seconds a worker may hold a claimed message before another may take it.
@@ -182,6 +267,17 @@ MAILADMIN = {
     "RETRY_MAX_DELAY": env.int("MAILADMIN_RETRY_MAX_DELAY", default=3600),
     "RETRY_MAX_AGE": env.int("MAILADMIN_RETRY_MAX_AGE", default=3 * 24 * 3600),
     "SMTP_TIMEOUT": env.int("MAILADMIN_SMTP_TIMEOUT", default=30),
+    # SMTP hosts on loopback or private networks (local relays) are allowed unless narrowed.
+    "OUTBOUND_ALLOW_PRIVATE": env.bool("MAILADMIN_OUTBOUND_ALLOW_PRIVATE", default=True),
+    "OUTBOUND_ALLOW_LOOPBACK": env.bool("MAILADMIN_OUTBOUND_ALLOW_LOOPBACK", default=True),
+    # Seconds without a request after which a session ends (SESSION_MAX_AGE bounds it too).
+    "SESSION_IDLE_TIMEOUT": env.int("SESSION_IDLE_TIMEOUT", default=30 * 60),
+    # Reverse proxies in front of the portal that append to X-Forwarded-For; 0: none. The
+    # client's address (lockouts, audit trail) is read that many hops from the right.
+    "TRUSTED_PROXY_COUNT": env.int("TRUSTED_PROXY_COUNT", default=0),
+    # "Test connection" / "Send test mail": at most this many per user and period (seconds).
+    "TEST_ACTION_LIMIT": env.int("MAILADMIN_TEST_ACTION_LIMIT", default=10),
+    "TEST_ACTION_PERIOD": env.int("MAILADMIN_TEST_ACTION_PERIOD", default=600),
 }
 
 LOGGING = {

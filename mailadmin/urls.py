@@ -1,7 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
+
+from mailadmin import portal
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # The dashboard is the admin's index page: the portal's home.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("routing/", portal.routing_check, name="routing_check"),
+    path("account/", include("mailadmin.security.urls")),
 ]

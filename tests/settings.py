@@ -8,6 +8,12 @@ os.environ.setdefault(
     "Yv8mSPLZzgoZ5rvwRIB6MnsJKj3jq6o8SWzc2xAN6GQ=,PFhVv-cTm7tn1BqN3yGOEkJzRNTUA27_8Ndm7aB6Fe8=",
 )
 
+# The test client and the live server speak plain HTTP on loopback; the HTTPS settings are
+# tested on their own (tests/security) and by `check --deploy` in .ci/deploy-check.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+
 from mailadmin.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only

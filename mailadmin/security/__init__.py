@@ -1,0 +1,1 @@
+"""Sign-in and secrets security: lockouts, second factor, sessions, audit trail, safe errors."""

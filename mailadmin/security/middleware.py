@@ -1,0 +1,66 @@
+"""Session lifetime and the second-factor gate, applied to every request."""
+
+import time
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.translation import gettext_lazy as _
+from django_otp import user_has_device
+
+from mailadmin.security.second_factor import second_factor_satisfied
+from mailadmin.security.sessions import session_expired, session_touch
+
+
+class SessionTimeoutMiddleware:
+    """End a signed-in session after the idle timeout or the absolute lifetime."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            reason = session_expired(session=request.session, now=time.time())
+            if reason:
+                logout(request)
+                messages.info(request, reason)
+        response = self.get_response(request)
+        if request.user.is_authenticated:
+            # After the view, so the request that signs in starts the clock.
+            session_touch(session=request.session, now=time.time())
+        return response
+
+
+class SecondFactorMiddleware(MiddlewareMixin):
+    """Send a session that owes its second factor to verification (or enrolment).
+
+    Until then, only the two-factor pages, sign-out and the language switch answer.
+    """
+
+    OPEN_NAMESPACES = {"security"}
+    OPEN_URL_NAMES = {"set_language"}
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is None or match.namespace in self.OPEN_NAMESPACES:
+            return None
+        if match.url_name in self.OPEN_URL_NAMES:
+            return None
+        user = request.user
+        if not user.is_authenticated or second_factor_satisfied(user=user):
+            return None
+        if user_has_device(user, confirmed=True):
+            target = reverse("security:two_factor_verify")
+        else:
+            messages.info(
+                request, _("Your role needs two-factor sign-in. Set up your authenticator app.")
+            )
+            target = reverse("security:two_factor_setup")
+        next_url = request.GET.get("next") if match.url_name == "login" else None
+        next_url = next_url or (request.get_full_path() if request.method == "GET" else "")
+        if next_url:
+            target = f"{target}?{urlencode({'next': next_url})}"
+        return HttpResponseRedirect(target)
