@@ -1,27 +1,42 @@
 """Reads of the blacklist."""
 
-from django.db.models import Q
+from django.core.exceptions import ValidationError
 
 from blacklist.models import BlacklistEntry
-from blacklist.normalize import domain_of
+from blacklist.normalize import address_match_key, domain_of, normalize_address
 
 
 def blacklist_blocked(*, addresses: list[str]) -> dict[str, BlacklistEntry]:
-    """Map each blocked address of ``addresses`` (already normalised) to its entry.
+    """Map each blocked address of ``addresses`` to the entry that blocks it.
 
     One query for a whole message: exact addresses and ``@domain`` entries together. An exact
     entry wins over a domain entry; a plus-address is blocked only when listed exactly.
+    Addresses are matched in their normal form (case, whitespace, IDN domains); the keys of
+    the result are the addresses as given.
     """
-    if not addresses:
+    keys = {address: address_match_key(address) for address in addresses}
+    if not keys:
         return {}
-    domains = {f"@{domain_of(address)}" for address in addresses}
+    wanted = set(keys.values()) | {f"@{domain_of(key)}" for key in keys.values()}
     entries = {
         entry.email: entry
-        for entry in BlacklistEntry.objects.filter(Q(email__in=addresses) | Q(email__in=domains))
+        for entry in BlacklistEntry.objects.filter(email__in=wanted).select_related("created_by")
     }
     blocked = {}
-    for address in addresses:
-        entry = entries.get(address) or entries.get(f"@{domain_of(address)}")
+    for address, key in keys.items():
+        entry = entries.get(key) or entries.get(f"@{domain_of(key)}")
         if entry is not None:
             blocked[address] = entry
     return blocked
+
+
+def blacklist_entry_get(*, email: str) -> BlacklistEntry | None:
+    """The entry listing exactly ``email`` (in any spelling), or None.
+
+    A value that is not an address cannot be listed, so it gives None too.
+    """
+    try:
+        address = normalize_address(email)
+    except ValidationError:
+        return None
+    return BlacklistEntry.objects.select_related("created_by").filter(email=address).first()
