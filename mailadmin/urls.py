@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from mailadmin import portal
+from mailadmin import portal, views
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
@@ -11,4 +11,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("routing/", portal.routing_check, name="routing_check"),
     path("account/", include("mailadmin.security.urls")),
+    path("compose/", views.compose, name="mailadmin_compose"),
+    path("history/<path:address>/", views.history, name="mailadmin_history"),
 ]
