@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
+from smtpconfig.hosts import UnsafeHost, host_check
 from smtpconfig.replies import Outcome, classify_reply
 
 
@@ -74,7 +75,11 @@ class SmtpConnection:
 
     def open(self) -> None:
         try:
+            # Before every connection, not only at save: a name can change what it resolves to.
+            host_check(host=self.server.host, port=self.server.port)
             self.backend.open()
+        except UnsafeHost as error:
+            raise ConnectionFailed(error.messages[0], outcome=Outcome.PERMANENT) from error
         except smtplib.SMTPAuthenticationError as error:
             raise ConnectionFailed(
                 f"{error.smtp_code} {_decode(error.smtp_error)}",
