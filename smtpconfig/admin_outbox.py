@@ -1,1 +1,250 @@
 """Admin of the outbox (messages, recipients) and of the mail settings."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from simple_history.admin import SimpleHistoryAdmin
+
+from smtpconfig.direct import messages_resend
+from smtpconfig.mail_settings import mail_settings_update
+from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
+from smtpconfig.selectors import message_events
+
+# The raw message is shown up to its body: attachments would make the page unreadable.
+RAW_HEADERS_LIMIT = 20_000
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RecipientInline(ReadOnlyInline):
+    model = Recipient
+    fields = ("email", "kind", "status", "delivered_to", "blacklist_reason", "reply", "updated_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("blacklist_entry")
+
+    @admin.display(description=_("blacklisted"))
+    def blacklist_reason(self, recipient):
+        entry = recipient.blacklist_entry
+        if entry is None:
+            return "—"
+        return format_html("{} ({})", entry.email, entry.get_reason_display())
+
+
+@admin.register(OutgoingMessage)
+class OutgoingMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "subject",
+        "from_email",
+        "recipient_summary",
+        "server",
+        "status",
+        "attempts",
+        "test_mode",
+    )
+    list_filter = ("status", "server", "test_mode", "created_at")
+    list_select_related = ("server",)
+    search_fields = ("subject", "message_id", "recipients__email", "from_email", "original_from")
+    date_hierarchy = "created_at"
+    inlines = [RecipientInline]
+    actions = ["resend"]
+    fieldsets = (
+        (_("Story"), {"fields": ("story",)}),
+        (
+            _("Message"),
+            {
+                "fields": (
+                    "subject",
+                    "from_email",
+                    "original_from",
+                    "envelope_from",
+                    "message_id",
+                    "test_mode",
+                )
+            },
+        ),
+        (_("Route"), {"fields": ("server", "route_reason")}),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                    "last_error",
+                    "created_at",
+                    "sent_at",
+                    "created_by",
+                )
+            },
+        ),
+        (_("Raw message"), {"fields": ("raw_headers",), "classes": ("collapse",)}),
+    )
+    readonly_fields = (
+        "story",
+        "subject",
+        "from_email",
+        "original_from",
+        "envelope_from",
+        "message_id",
+        "test_mode",
+        "server",
+        "route_reason",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "sent_at",
+        "created_by",
+        "raw_headers",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("recipients")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("smtpconfig.resend_outgoingmessage")
+
+    @admin.display(description=_("recipients"))
+    def recipient_summary(self, message):
+        addresses = [recipient.email for recipient in message.recipients.all()]
+        shown = ", ".join(addresses[:3])
+        if len(addresses) > 3:
+            shown += " " + str(_("and %(count)d more") % {"count": len(addresses) - 3})
+        return shown
+
+    @admin.display(description=_("what happened"))
+    def story(self, message):
+        rows = format_html_join(
+            "",
+            "<li><strong>{}</strong> · {}{}<br>{}</li>",
+            (
+                (
+                    event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    event.get_kind_display(),
+                    format_html(" · {}", event.user) if event.user else "",
+                    format_html_join("", "{}<br>", ((line,) for line in event.detail.splitlines())),
+                )
+                for event in message_events(message=message)
+            ),
+        )
+        return format_html('<ol class="mailadmin-story">{}</ol>', rows)
+
+    @admin.display(description=_("headers"))
+    def raw_headers(self, message):
+        text = bytes(message.raw).decode("utf-8", "replace")
+        headers = text.split("\r\n\r\n", 1)[0][:RAW_HEADERS_LIMIT]
+        size = len(message.raw)
+        return format_html(
+            "<pre>{}</pre><p>{}</p>",
+            headers,
+            ngettext("%(size)d byte in all", "%(size)d bytes in all", size) % {"size": size},
+        )
+
+    @admin.action(description=_("Resend failed messages"), permissions=["resend"])
+    def resend(self, request, queryset):
+        failed = list(
+            queryset.filter(status=OutgoingMessage.Status.FAILED).select_related("server")
+        )
+        skipped = queryset.count() - len(failed)
+        failed_again = messages_resend(messages=failed, user=request.user)
+        if failed:
+            self.message_user(
+                request,
+                ngettext("%(count)d message resent.", "%(count)d messages resent.", len(failed))
+                % {"count": len(failed)},
+                messages.SUCCESS,
+            )
+        if failed_again:
+            self.message_user(
+                request,
+                _("Failed again: %(messages)s")
+                % {
+                    "messages": "; ".join(
+                        f"{message.subject} ({message.last_error})" for message in failed_again
+                    )
+                },
+                messages.ERROR,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not resent: only failed messages can be.",
+                    "%(count)d messages were not resent: only failed messages can be.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+
+class MailSettingsForm(forms.ModelForm):
+    class Meta:
+        model = MailSettings
+        fields = ("test_mode", "test_address", "delivery", "mail_client")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("test_mode") and not cleaned.get("test_address"):
+            self.add_error(
+                "test_address",
+                _("Test mode sends every message to this address: enter one to turn it on."),
+            )
+        return cleaned
+
+
+@admin.register(MailSettings)
+class MailSettingsAdmin(SimpleHistoryAdmin):
+    """The one settings row: the list page leads straight to it."""
+
+    form = MailSettingsForm
+    fields = ("test_mode", "test_address", "delivery", "mail_client", "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        settings_row = MailSettings.load()
+        return redirect(reverse("admin:smtpconfig_mailsettings_change", args=[settings_row.pk]))
+
+    def get_object(self, request, object_id, from_field=None):
+        # The row is created on first use, so its page always exists.
+        MailSettings.load()
+        return super().get_object(request, object_id, from_field)
+
+    def save_model(self, request, obj, form, change):
+        mail_settings_update(mail_settings=obj, acting_user=request.user, request=request)

@@ -1,0 +1,365 @@
+"""Turn Django ``EmailMessage`` objects into outbox records.
+
+For each message, in the order of the product brief: route (server, From, Reply-To), drop
+blacklisted recipients, redirect the rest to the test address in test mode, serialise the
+bytes once, then record one ``OutgoingMessage``, one ``Recipient`` per original address and
+a "recorded" ``MessageEvent`` telling what was decided.
+
+Planning (``message_plan``) reads but never writes, so a bad message or a missing server
+raises before anything of the call is stored; recording (``messages_record``) writes all
+messages of one call in one transaction.
+"""
+
+import copy
+import email.policy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import make_msgid
+
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_q.tasks import async_task
+
+from blacklist.models import BlacklistEntry
+from blacklist.selectors import blacklist_blocked
+from smtpconfig.conf import mailadmin_setting
+from smtpconfig.direct import DRAIN_TASK, direct_worker
+from smtpconfig.exceptions import InvalidMessage
+from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient, SmtpServer
+from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
+from smtpconfig.selectors import server_option
+
+TEST_SUBJECT_MARK = "[TEST]"
+ORIGINAL_RECIPIENTS_HEADER = "X-Mailadmin-Original-Recipients"
+# Headers the plan decides itself; a caller's value for them is taken into account first.
+_DECIDED_HEADERS = {"from", "reply-to"}
+_RECIPIENT_HEADERS = {"to", "cc"}
+
+
+@dataclass(frozen=True)
+class RecipientPlan:
+    email: str
+    kind: str
+    status: str
+    delivered_to: str = ""
+    blacklist_entry: BlacklistEntry | None = None
+
+
+@dataclass
+class MessagePlan:
+    """Everything to record for one message, decided before anything is written."""
+
+    server: SmtpServer
+    route: Route
+    raw: bytes
+    message_id: str
+    subject: str
+    original_from: str
+    test_mode: bool
+    recipients: list[RecipientPlan] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)
+
+    @property
+    def is_suppressed(self) -> bool:
+        return all(r.status == Recipient.Status.SUPPRESSED for r in self.recipients)
+
+
+def _header(email_message: EmailMessage, name: str):
+    for key, value in email_message.extra_headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _check_header_values(email_message: EmailMessage) -> None:
+    """A line break in a header would let its value forge other headers: refuse it by name."""
+    values = [("Subject", email_message.subject)]
+    values += [(str(name), value) for name, value in email_message.extra_headers.items()]
+    for name, value in values:
+        text = str(value)
+        if any(mark in text for mark in "\r\n") or any(mark in name for mark in "\r\n:"):
+            raise InvalidMessage(
+                _("The %(header)s header %(value)r contains a line break.")
+                % {"header": name, "value": text},
+                value=text,
+            )
+
+
+def _parse_list(values, *, field_name: str) -> list[Mailbox]:
+    return [mailbox_parse(value, field=field_name) for value in values if value]
+
+
+def _sender_of(email_message: EmailMessage) -> Mailbox | None:
+    value = _header(email_message, "from")
+    value = email_message.from_email if value is None else value
+    if not str(value or "").strip():
+        return None
+    return mailbox_parse(value, field="From")
+
+
+def _reply_to_of(email_message: EmailMessage) -> list[str]:
+    value = _header(email_message, "reply-to")
+    if value is not None:
+        return [box.header for box in _parse_list(str(value).split(","), field_name="Reply-To")]
+    return [box.header for box in _parse_list(email_message.reply_to, field_name="Reply-To")]
+
+
+def _test_notice(*, test_address: str, lines: list[str]) -> str:
+    intro = _("TEST MODE: this message was sent only to %(address)s.") % {"address": test_address}
+    outro = _("Outside test mode it would have gone to:")
+    rule = "-" * 60
+    return "\n".join([intro, outro, *lines, rule, "", ""])
+
+
+def _original_recipient_lines(recipients: list[RecipientPlan]) -> list[str]:
+    lines = []
+    for kind, label in Recipient.Kind.choices:
+        addresses = [
+            r.email
+            for r in recipients
+            if r.kind == kind and r.status == Recipient.Status.REDIRECTED
+        ]
+        if addresses:
+            lines.append(f"{label}: {', '.join(addresses)}")
+    suppressed = [r.email for r in recipients if r.status == Recipient.Status.SUPPRESSED]
+    if suppressed:
+        lines.append(
+            _("Blacklisted, not sent: %(addresses)s") % {"addresses": ", ".join(suppressed)}
+        )
+    return lines
+
+
+def _serialise(
+    *,
+    email_message: EmailMessage,
+    route: Route,
+    kept: dict[str, list[Mailbox]],
+    recipients_changed: bool,
+    test_mode: bool,
+    test_notice: str,
+    original_recipients: str,
+) -> tuple[bytes, str, str]:
+    """The bytes to send, once and for all, with their Message-ID and Subject."""
+    outgoing = copy.copy(email_message)
+    outgoing.extra_headers = {
+        name: value
+        for name, value in email_message.extra_headers.items()
+        if name.lower() not in _DECIDED_HEADERS
+        and not (recipients_changed and name.lower() in _RECIPIENT_HEADERS)
+    }
+    outgoing.from_email = route.from_header
+    outgoing.reply_to = list(route.reply_to)
+    outgoing.to = [box.header for box in kept["to"]]
+    outgoing.cc = [box.header for box in kept["cc"]]
+    outgoing.bcc = [box.header for box in kept["bcc"]]
+    subject = str(email_message.subject)
+    if test_mode:
+        if not subject.startswith(TEST_SUBJECT_MARK):
+            subject = f"{TEST_SUBJECT_MARK} {subject}".rstrip()
+        outgoing.extra_headers[ORIGINAL_RECIPIENTS_HEADER] = original_recipients
+        if isinstance(email_message.body, str) and (
+            email_message.body or not getattr(email_message, "alternatives", None)
+        ):
+            outgoing.body = test_notice + email_message.body
+    outgoing.subject = subject
+    message_id = _header(email_message, "message-id")
+    if message_id is None:
+        # The sender's own domain, not this host's name, which would leak into every
+        # message and is often not a public name at all.
+        message_id = make_msgid(domain=route.envelope_from.rpartition("@")[2])
+        outgoing.extra_headers["Message-ID"] = message_id
+    try:
+        mime = outgoing.message(policy=email.policy.SMTP)
+        raw = mime.as_bytes()
+    except ValueError as error:
+        raise InvalidMessage(
+            _("The message cannot be serialised: %(error)s") % {"error": error},
+            value=str(error),
+        ) from error
+    return raw, str(message_id).strip(), subject
+
+
+def message_plan(
+    *,
+    email_message: EmailMessage,
+    mail_settings: MailSettings,
+    servers: list[SmtpServer],
+    options: list[ServerOption],
+) -> MessagePlan | None:
+    """Decide everything about one message; ``None`` when it has no recipient at all.
+
+    Raises ``InvalidMessage`` (naming the value) or ``NoServerAvailable``; writes nothing.
+    Reads the blacklist in one query.
+    """
+    _check_header_values(email_message)
+    boxes = {
+        "to": _parse_list(email_message.to, field_name="To"),
+        "cc": _parse_list(email_message.cc, field_name="Cc"),
+        "bcc": _parse_list(email_message.bcc, field_name="Bcc"),
+    }
+    if not any(boxes.values()):
+        return None
+    sender = _sender_of(email_message)
+    route = route_decide(sender=sender, reply_to=_reply_to_of(email_message), servers=options)
+    server = next(server for server in servers if server.pk == route.server_id)
+    story = [_("Route: %(reason)s.") % {"reason": route.reason}]
+
+    blocked = blacklist_blocked(
+        addresses=sorted({box.normalized for kind in boxes.values() for box in kind})
+    )
+    test_box = None
+    if mail_settings.test_mode:
+        test_box = mailbox_parse(mail_settings.test_address, field=_("test address"))
+
+    recipients: list[RecipientPlan] = []
+    kept: dict[str, list[Mailbox]] = {"to": [], "cc": [], "bcc": []}
+    for kind, kind_boxes in boxes.items():
+        for box in kind_boxes:
+            entry = blocked.get(box.normalized)
+            if entry is not None:
+                recipients.append(
+                    RecipientPlan(box.envelope, kind, Recipient.Status.SUPPRESSED, "", entry)
+                )
+                story.append(
+                    _("%(address)s suppressed: blacklisted as %(entry)s (%(reason)s).")
+                    % {
+                        "address": box.envelope,
+                        "entry": entry.email,
+                        "reason": entry.get_reason_display(),
+                    }
+                )
+            elif test_box is not None:
+                recipients.append(
+                    RecipientPlan(
+                        box.envelope, kind, Recipient.Status.REDIRECTED, test_box.envelope
+                    )
+                )
+            else:
+                kept[kind].append(box)
+                recipients.append(
+                    RecipientPlan(box.envelope, kind, Recipient.Status.PENDING, box.envelope)
+                )
+
+    redirected = [r for r in recipients if r.status == Recipient.Status.REDIRECTED]
+    original_lines = _original_recipient_lines(recipients)
+    if redirected:
+        kept["to"] = [test_box]
+        story.append(
+            _("Test mode: %(count)d recipient(s) redirected to %(address)s.")
+            % {"count": len(redirected), "address": test_box.envelope}
+        )
+    if all(r.status == Recipient.Status.SUPPRESSED for r in recipients):
+        story.append(_("No recipient left: the message is not sent."))
+
+    raw, message_id, subject = _serialise(
+        email_message=email_message,
+        route=route,
+        kept=kept,
+        recipients_changed=bool(blocked) or test_box is not None,
+        test_mode=test_box is not None,
+        test_notice=_test_notice(
+            test_address=test_box.envelope if test_box else "", lines=original_lines
+        ),
+        original_recipients="; ".join(original_lines),
+    )
+    return MessagePlan(
+        server=server,
+        route=route,
+        raw=raw,
+        message_id=message_id,
+        subject=subject,
+        original_from=sender.header if sender is not None and route.from_rewritten else "",
+        test_mode=test_box is not None,
+        recipients=recipients,
+        story=story,
+    )
+
+
+@transaction.atomic
+def messages_record(
+    *, plans: list[MessagePlan], delivery: str, now: datetime | None = None
+) -> list[OutgoingMessage]:
+    """Write the planned messages, their recipients and events in one transaction.
+
+    ``queue``: messages are ``queued`` and a drain is requested once the transaction
+    commits. ``direct``: they are ``sending`` under a lease held by this process, so the
+    queue leaves them alone while the caller sends them, and takes them over should this
+    process die before recording the result.
+    """
+    now = now or timezone.now()
+    direct = delivery == MailSettings.Delivery.DIRECT
+    lease_base = timedelta(seconds=mailadmin_setting("LEASE_SECONDS"))
+    per_server = {}
+    for plan in plans:
+        per_server[plan.server.pk] = per_server.get(plan.server.pk, 0) + 1
+    records = []
+    for plan in plans:
+        message = OutgoingMessage(
+            server=plan.server,
+            message_id=plan.message_id,
+            from_email=plan.route.from_header[:320],
+            original_from=plan.original_from[:320],
+            envelope_from=plan.route.envelope_from,
+            subject=plan.subject[:998],
+            raw=plan.raw,
+            route_reason=plan.route.reason,
+            test_mode=plan.test_mode,
+        )
+        if plan.is_suppressed:
+            message.status = OutgoingMessage.Status.SUPPRESSED
+        elif direct:
+            message.status = OutgoingMessage.Status.SENDING
+            message.claimed_by = direct_worker()
+            # Long enough for every message of this server in the call to time out once.
+            message.lease_expires_at = (
+                now
+                + lease_base
+                + timedelta(seconds=plan.server.timeout * per_server[plan.server.pk])
+            )
+        else:
+            message.status = OutgoingMessage.Status.QUEUED
+        message.save()
+        Recipient.objects.bulk_create(
+            Recipient(
+                message=message,
+                email=r.email,
+                kind=r.kind,
+                status=r.status,
+                delivered_to=r.delivered_to,
+                blacklist_entry=r.blacklist_entry,
+            )
+            for r in plan.recipients
+        )
+        story = [*plan.story]
+        if message.status == OutgoingMessage.Status.QUEUED:
+            story.append(_("Queued for delivery."))
+        elif message.status == OutgoingMessage.Status.SENDING:
+            story.append(_("Sending directly."))
+        MessageEvent.objects.create(
+            message=message, kind=MessageEvent.Kind.RECORDED, detail="\n".join(story)
+        )
+        records.append(message)
+    if any(m.status == OutgoingMessage.Status.QUEUED for m in records):
+        transaction.on_commit(lambda: async_task(DRAIN_TASK))
+    return records
+
+
+def messages_plan(
+    *, email_messages: list[EmailMessage], mail_settings: MailSettings, servers: list[SmtpServer]
+) -> list[MessagePlan]:
+    """Plan every message of a call (skipping those without recipients), or raise for the first
+    bad one before anything is written."""
+    options = [server_option(server=server) for server in servers]
+    plans = []
+    for email_message in email_messages:
+        plan = message_plan(
+            email_message=email_message,
+            mail_settings=mail_settings,
+            servers=servers,
+            options=options,
+        )
+        if plan is not None:
+            plans.append(plan)
+    return plans
