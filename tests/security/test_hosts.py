@@ -28,7 +28,7 @@ def mailadmin_with(**values):
         "100.100.100.200",
         "224.0.0.1",  # multicast
         "ff02::1",
-        "0.0.0.0",  # unspecified, "this host" to Linux
+        "0.0.0.0",  # noqa: S104 (unspecified, "this host" to Linux)
         "0.1.2.3",
         "::",
         "255.255.255.255",
