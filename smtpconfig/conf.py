@@ -10,6 +10,9 @@ DEFAULTS = {
     "RETRY_MAX_DELAY": 3600,
     "RETRY_MAX_AGE": 3 * 24 * 3600,
     "SMTP_TIMEOUT": 30,
+    # CA bundle (path) trusted for SMTP TLS instead of the public CAs; None: the public CAs.
+    # Meant for tests (a certificate made on the fly) and a relay with the club's own CA.
+    "SMTP_CA_FILE": None,
     # Name servers (IP addresses) for domain-health checks; empty: the system's resolver.
     "DNS_NAMESERVERS": [],
     "DNS_PORT": 53,
