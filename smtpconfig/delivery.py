@@ -22,44 +22,52 @@ A message is ``sent`` when no recipient is left to retry and at least one accept
 ``failed`` when none did.
 """
 
-from dataclasses import dataclass
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from smtpconfig.limits import counter_add, limit_period_length, limit_usage
+from smtpconfig.conf import mailadmin_setting
+from smtpconfig.exceptions import MailadminError
+from smtpconfig.limits import (
+    ENVELOPE_STATUSES,
+    counter_add,
+    envelope_address,
+    envelope_addresses,
+    limit_in_flight,
+    limit_next_fit,
+    limit_period_length,
+    limit_usage,
+)
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
-from smtpconfig.transport import RecipientResult, SendResult
+from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult, server_connection
 
-ENVELOPE_STATUSES = (
-    Recipient.Status.PENDING,
-    Recipient.Status.DEFERRED,
-    Recipient.Status.REDIRECTED,
-)
+logger = logging.getLogger(__name__)
+
 SERVER_OUTCOMES = (Outcome.SERVER_BUSY, Outcome.QUOTA, Outcome.CREDENTIALS)
 # Rejected credentials will not fix themselves quickly; try again now and then so a
 # password corrected elsewhere (or a provider's hiccup) resumes without anyone's help.
 CREDENTIALS_PAUSE = timedelta(hours=1)
-
-
-def _envelope_address(row: Recipient) -> str:
-    if row.status == Recipient.Status.REDIRECTED:
-        return row.delivered_to or row.email
-    return row.email
+PERIOD_NAMES = {
+    SmtpServer.LimitPeriod.HOUR: _("hour"),
+    SmtpServer.LimitPeriod.DAY: _("day"),
+    SmtpServer.LimitPeriod.WEEK: _("week"),
+}
 
 
 def message_envelope(*, message: OutgoingMessage) -> list[str]:
     """The addresses to give the server on the next attempt, each once, in order."""
-    addresses: dict[str, str] = {}
-    for row in message.recipients.all():
-        if row.status in ENVELOPE_STATUSES:
-            address = _envelope_address(row)
-            addresses.setdefault(address.lower(), address)
-    return list(addresses.values())
+    return envelope_addresses(list(message.recipients.all()))
 
 
 def _reply_text(code: int | None, reply: str) -> str:
@@ -125,6 +133,24 @@ def _server_record_outcome(
         server_pause(server=server, until=now + delay, reason=str(reason))
 
 
+def _summary(replies: list[tuple[str, str]], *, of: int) -> str:
+    """One reply when all ``of`` addresses got the same, else each address with its own."""
+    if len(replies) == of and len({reply for _address, reply in replies}) == 1:
+        return replies[0][1]
+    return "; ".join(f"{address}: {reply}" for address, reply in replies)
+
+
+def _retry_age_start(*, message: OutgoingMessage) -> datetime:
+    """The maximum age counts from the message's recording, or from its last resend."""
+    resent = (
+        message.events.filter(kind=MessageEvent.Kind.RESENT)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return max(message.created_at, resent) if resent else message.created_at
+
+
 @transaction.atomic
 def message_record_attempt(
     *, message: OutgoingMessage, result: SendResult, retry: bool, now: datetime | None = None
@@ -137,21 +163,25 @@ def message_record_attempt(
     """
     now = now or timezone.now()
     message.attempts += 1
-    policy = retry_policy()
-    next_attempt = retry_next_attempt(
-        attempts=message.attempts, created_at=message.created_at, now=now, policy=policy
-    )
     server_outcome = _server_outcome(result)
     by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
 
     rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
-    fates = {row.pk: _fate_of(_envelope_address(row), result, by_address) for row in rows}
+    fates = {row.pk: _fate_of(envelope_address(row), result, by_address) for row in rows}
+    next_attempt = None
+    if retry and any(fate.outcome == Outcome.TEMPORARY for fate in fates.values()):
+        next_attempt = retry_next_attempt(
+            attempts=message.attempts,
+            created_at=_retry_age_start(message=message),
+            now=now,
+            policy=retry_policy(),
+        )
     accepted: set[str] = set()
-    refusals: list[str] = []
-    waiting: list[str] = []
+    refusals: list[tuple[str, str]] = []
+    waiting: list[tuple[str, str]] = []
     for row in rows:
         fate = fates[row.pk]
-        address = _envelope_address(row)
+        address = envelope_address(row)
         row.reply = fate.reply
         if fate.outcome == Outcome.ACCEPTED:
             accepted.add(address.lower())
@@ -159,13 +189,13 @@ def message_record_attempt(
                 row.status = Recipient.Status.SENT
                 row.delivered_to = row.delivered_to or address
         elif retry and fate.outcome in SERVER_OUTCOMES:
-            waiting.append(f"{address}: {fate.reply}")
+            waiting.append((address, fate.reply))
         elif retry and fate.outcome == Outcome.TEMPORARY and next_attempt is not None:
-            waiting.append(f"{address}: {fate.reply}")
+            waiting.append((address, fate.reply))
             if row.status != Recipient.Status.REDIRECTED:
                 row.status = Recipient.Status.DEFERRED
         else:
-            refusals.append(f"{address}: {fate.reply}")
+            refusals.append((address, fate.reply))
             if row.status != Recipient.Status.REDIRECTED:
                 row.status = Recipient.Status.REFUSED
     for row in rows:
@@ -184,11 +214,11 @@ def message_record_attempt(
     if waiting and retry and server_outcome is not None:
         message.status = OutgoingMessage.Status.QUEUED
         message.next_attempt_at = None
-        message.last_error = "; ".join(waiting)
+        message.last_error = _summary(waiting, of=len(rows))
     elif waiting:
         message.status = OutgoingMessage.Status.DEFERRED
         message.next_attempt_at = next_attempt
-        message.last_error = "; ".join(waiting)
+        message.last_error = _summary(waiting, of=len(rows))
         events.append(
             MessageEvent(
                 message=message,
@@ -200,15 +230,17 @@ def message_record_attempt(
         message.status = OutgoingMessage.Status.SENT
         message.next_attempt_at = None
         message.sent_at = now
-        message.last_error = "; ".join(refusals)
+        message.last_error = _summary(refusals, of=len(rows))
         events.append(
             MessageEvent(message=message, kind=MessageEvent.Kind.SENT, detail=message.last_error)
         )
     else:
         message.status = OutgoingMessage.Status.FAILED
         message.next_attempt_at = None
-        message.last_error = "; ".join(refusals) or _reply_text(result.code, result.reply)
-        if retry and next_attempt is None:
+        message.last_error = _summary(refusals, of=len(rows)) or _reply_text(
+            result.code, result.reply
+        )
+        if retry and any(fate.outcome == Outcome.TEMPORARY for fate in fates.values()):
             message.last_error = str(
                 _("Gave up after %(attempts)d attempts: %(reply)s")
                 % {"attempts": message.attempts, "reply": message.last_error}
@@ -247,9 +279,435 @@ def message_record_attempt(
 def _attempt_detail(*, result: SendResult, accepted: int, rows: list[Recipient]) -> str:
     lines = [_reply_text(result.code, result.reply) or str(result.outcome)]
     lines.extend(
-        f"{_envelope_address(row)}: {row.reply}"
+        f"{envelope_address(row)}: {row.reply}"
         for row in rows
         if row.reply and row.reply != lines[0]
     )
     lines.append(str(_("%(count)d recipient(s) accepted.") % {"count": accepted}))
     return "\n".join(lines)
+
+
+# --- The queue's drain -------------------------------------------------------------------
+
+
+@dataclass
+class DrainReport:
+    """What one drain pass did, for the task's log and ``manage.py drain_outbox``."""
+
+    released: int = 0
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    requeued: int = 0
+    limit_deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+    unfinished: bool = False
+
+    def add(self, other: "DrainReport") -> None:
+        for name in (
+            "released",
+            "claimed",
+            "sent",
+            "deferred",
+            "failed",
+            "requeued",
+            "limit_deferred",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+    def count(self, message: OutgoingMessage) -> None:
+        if message.status == OutgoingMessage.Status.SENT:
+            self.sent += 1
+        elif message.status == OutgoingMessage.Status.DEFERRED:
+            self.deferred += 1
+        elif message.status == OutgoingMessage.Status.FAILED:
+            self.failed += 1
+        else:
+            self.requeued += 1
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=mailadmin_setting("LEASE_SECONDS"))
+
+
+def _clock(now: datetime | None):
+    """Wall time, or ``now`` moving on with the wall clock (tests fix where time starts)."""
+    if now is None:
+        return timezone.now
+    started = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - started)
+
+
+def outbox_release_expired(*, now: datetime | None = None) -> int:
+    """Return messages whose worker's lease expired to ``queued``; a crashed worker's batch
+    is picked up again (the message it was sending may then arrive twice)."""
+    now = now or timezone.now()
+    expired = OutgoingMessage.objects.filter(
+        status=OutgoingMessage.Status.SENDING, lease_expires_at__lt=now
+    )
+    if not expired.exists():
+        return 0
+    with transaction.atomic():
+        stale = list(expired.values_list("pk", "claimed_by"))
+        OutgoingMessage.objects.filter(pk__in=[pk for pk, _worker in stale]).update(
+            status=OutgoingMessage.Status.QUEUED, lease_expires_at=None, claimed_by=""
+        )
+        MessageEvent.objects.bulk_create(
+            MessageEvent(
+                message_id=pk,
+                kind=MessageEvent.Kind.LEASE_EXPIRED,
+                detail=str(_("Worker %(worker)s stopped answering.") % {"worker": worker}),
+            )
+            for pk, worker in stale
+        )
+    return len(stale)
+
+
+def outbox_release(*, messages: list[OutgoingMessage], worker: str) -> int:
+    """Give claimed messages that were not tried back to the queue, untouched."""
+    return OutgoingMessage.objects.filter(
+        pk__in=[message.pk for message in messages],
+        status=OutgoingMessage.Status.SENDING,
+        claimed_by=worker,
+    ).update(status=OutgoingMessage.Status.QUEUED, lease_expires_at=None, claimed_by="")
+
+
+def _due(*, now: datetime):
+    return OutgoingMessage.objects.filter(
+        status__in=[OutgoingMessage.Status.QUEUED, OutgoingMessage.Status.DEFERRED]
+    ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+
+
+def outbox_due_server_ids(*, now: datetime) -> list[int]:
+    """Active, unpaused servers with messages due now."""
+    return list(
+        SmtpServer.objects.filter(is_active=True)
+        .exclude(paused_until__gt=now)
+        .filter(Exists(_due(now=now).filter(server=OuterRef("pk"))))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _message_defer_for_limit(
+    *, messages: list[tuple[OutgoingMessage, datetime]], used: int, limit: int, now: datetime
+) -> None:
+    events = []
+    for message, fits_at in messages:
+        message.status = OutgoingMessage.Status.DEFERRED
+        message.next_attempt_at = fits_at
+        message.last_error = str(
+            _("Send limit reached (%(used)d/%(limit)d); fits at %(when)s.")
+            % {"used": used, "limit": limit, "when": fits_at.isoformat()}
+        )
+        message.updated_at = now
+        events.append(
+            MessageEvent(
+                message=message, kind=MessageEvent.Kind.DEFERRED, detail=message.last_error
+            )
+        )
+    OutgoingMessage.objects.bulk_update(
+        [message for message, _fits_at in messages],
+        ["status", "next_attempt_at", "last_error", "updated_at"],
+    )
+    MessageEvent.objects.bulk_create(events)
+
+
+def _message_fail_before_sending(*, message: OutgoingMessage, reason: str) -> None:
+    message_record_attempt(
+        message=message, result=SendResult(Outcome.PERMANENT, None, reason), retry=False
+    )
+
+
+def outbox_claim(
+    *, server_id: int, worker: str, now: datetime, batch_size: int
+) -> tuple[SmtpServer | None, list[OutgoingMessage], DrainReport]:
+    """Claim up to ``batch_size`` due messages of one server for ``worker``, under its limit.
+
+    Runs in one transaction holding the server's row lock (``SELECT … FOR UPDATE`` on
+    PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the database's write lock), so two
+    workers claim one after the other and each sees what the other claimed: together they
+    never exceed the limit or send one message twice. Committed before any network I/O.
+    A message that does not fit is deferred to when it fits; one bigger than the limit
+    itself fails, saying so.
+    """
+    report = DrainReport()
+    with transaction.atomic():
+        server = SmtpServer.objects.select_for_update().filter(pk=server_id).first()
+        if (
+            server is None
+            or not server.is_active
+            or (server.paused_until is not None and server.paused_until > now)
+        ):
+            return server, [], report
+        in_flight, workers = limit_in_flight(server=server)
+        if workers >= server.max_connections:
+            return server, [], report
+        usage = limit_usage(server=server, now=now, in_flight=in_flight)
+        due = list(
+            _due(now=now)
+            .filter(server=server)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("created_at", "pk")
+            .prefetch_related("recipients")[:batch_size]
+        )
+        claimed: list[OutgoingMessage] = []
+        waiting: list[tuple[OutgoingMessage, datetime]] = []
+        used = usage.used
+        for message in due:
+            message.server = server
+            needed = len(message_envelope(message=message))
+            if needed == 0:
+                _message_fail_before_sending(
+                    message=message, reason=str(_("No recipient is left to deliver to."))
+                )
+                report.count(message)
+            elif usage.limit is not None and needed > usage.limit:
+                reason = _(
+                    "%(count)d recipients are more than this server's limit of %(limit)d "
+                    "per %(period)s: split the message."
+                ) % {
+                    "count": needed,
+                    "limit": usage.limit,
+                    "period": PERIOD_NAMES[server.limit_period],
+                }
+                _message_fail_before_sending(message=message, reason=str(reason))
+                report.count(message)
+            elif usage.limit is None or used + needed <= usage.limit:
+                claimed.append(message)
+                used += needed
+            else:
+                fits_at = limit_next_fit(
+                    counted=usage.counted,
+                    in_flight=in_flight + used - usage.used,
+                    needed=needed,
+                    limit=usage.limit,
+                    now=now,
+                    period=server.limit_period,
+                )
+                waiting.append((message, fits_at))
+        if waiting:
+            _message_defer_for_limit(messages=waiting, used=used, limit=usage.limit, now=now)
+            report.limit_deferred += len(waiting)
+        lease_expires_at = now + _lease()
+        OutgoingMessage.objects.filter(pk__in=[message.pk for message in claimed]).update(
+            status=OutgoingMessage.Status.SENDING,
+            lease_expires_at=lease_expires_at,
+            claimed_by=worker,
+        )
+        for message in claimed:
+            message.status = OutgoingMessage.Status.SENDING
+            message.lease_expires_at = lease_expires_at
+            message.claimed_by = worker
+    report.claimed = len(claimed)
+    return server, claimed, report
+
+
+def _lease_renew(*, messages: list[OutgoingMessage], worker: str, now: datetime) -> set[int]:
+    """Extend the lease of the messages still ours; return their ids (others were reclaimed
+    after our lease expired, and must not be sent by us)."""
+    with transaction.atomic():
+        ours = OutgoingMessage.objects.filter(
+            pk__in=[message.pk for message in messages],
+            status=OutgoingMessage.Status.SENDING,
+            claimed_by=worker,
+        )
+        ids = set(ours.values_list("pk", flat=True))
+        ours.update(lease_expires_at=now + _lease())
+    return ids
+
+
+def server_send_batch(
+    *, server: SmtpServer, messages: list[OutgoingMessage], worker: str, now: datetime | None = None
+) -> tuple[DrainReport, bool]:
+    """Send claimed ``messages`` over one connection to ``server``, recording each result as
+    soon as the server answered it. Returns the report and whether the batch ran to its end
+    (``False`` when the server paused, stalled or dropped us: the rest went back to the queue).
+    """
+    clock = _clock(now)
+    report = DrainReport()
+    remaining = list(messages)
+    lease_until = min(message.lease_expires_at for message in messages)
+    # Renew well before the lease ends: one message may take a few timeouts to answer.
+    margin = timedelta(seconds=3 * server.timeout + 5)
+    connection = server_connection(server)
+    completed = True
+    try:
+        while remaining:
+            if clock() + margin > lease_until:
+                ours = _lease_renew(messages=remaining, worker=worker, now=clock())
+                remaining = [message for message in remaining if message.pk in ours]
+                lease_until = clock() + _lease()
+                if not remaining:
+                    break
+            message = remaining.pop(0)
+            if not connection.is_open:
+                try:
+                    connection.open()
+                except ConnectionFailed as error:
+                    # The server cannot be reached: every message of the batch meets the same
+                    # fate (deferred, or queued behind a paused server), none is lost.
+                    failure = SendResult(error.outcome, error.code, str(error))
+                    for unsent in [message, *remaining]:
+                        message_record_attempt(
+                            message=unsent, result=failure, retry=True, now=clock()
+                        )
+                        report.count(unsent)
+                    remaining = []
+                    completed = False
+                    break
+            try:
+                result = connection.send(
+                    envelope_from=message.envelope_from,
+                    recipients=message_envelope(message=message),
+                    raw=bytes(message.raw),
+                )
+            except Exception as error:  # noqa: BLE001  (one bad message must not stop the rest)
+                logger.exception("Sending message %s failed", message.pk)
+                connection.discard()
+                result = SendResult(Outcome.PERMANENT, None, f"{type(error).__name__}: {error}")
+                message_record_attempt(message=message, result=result, retry=False, now=clock())
+                report.errors.append(f"{message.pk}: {result.reply}")
+                report.count(message)
+                continue
+            message_record_attempt(message=message, result=result, retry=True, now=clock())
+            report.count(message)
+            if _server_outcome(result) is not None or (
+                result.outcome != Outcome.ACCEPTED and result.code is None
+            ):
+                # The server paused, or the session died (a disconnect, a timeout): the rest
+                # goes back to the queue untried, for a later pass.
+                completed = False
+                break
+    finally:
+        connection.close()
+        if remaining:
+            report.requeued += outbox_release(messages=remaining, worker=worker)
+    return report, completed
+
+
+def outbox_drain(
+    *,
+    worker: str | None = None,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    time_budget: timedelta | None = None,
+) -> DrainReport:
+    """One pass over the outbox: release expired leases, then claim and send batches per
+    server until nothing is due, a server stops cooperating, or ``time_budget`` is spent
+    (``report.unfinished`` then says another pass should follow)."""
+    clock = _clock(now)
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    batch_size = batch_size or mailadmin_setting("BATCH_SIZE")
+    started = time.monotonic()
+    report = DrainReport(released=outbox_release_expired(now=clock()))
+    finished: set[int] = set()
+    while True:
+        server_ids = [pk for pk in outbox_due_server_ids(now=clock()) if pk not in finished]
+        if not server_ids:
+            return report
+        for server_id in server_ids:
+            server, claimed, claim_report = outbox_claim(
+                server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
+            )
+            report.add(claim_report)
+            if not claimed:
+                finished.add(server_id)
+                continue
+            batch_report, completed = server_send_batch(
+                server=server, messages=claimed, worker=worker, now=clock() if now else None
+            )
+            report.add(batch_report)
+            if not completed or len(claimed) < batch_size:
+                finished.add(server_id)
+            if time_budget is not None and time.monotonic() - started > time_budget.total_seconds():
+                report.unfinished = True
+                return report
+
+
+# --- Staff actions -----------------------------------------------------------------------
+
+
+class ActionNotAllowed(MailadminError, ValueError):
+    """A staff action that does not apply to a message in its current state."""
+
+    def __init__(self, message: str, *, status: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _message_locked(*, message: OutgoingMessage, allowed: tuple[str, ...]) -> OutgoingMessage:
+    locked = OutgoingMessage.objects.select_for_update().get(pk=message.pk)
+    if locked.status not in allowed:
+        raise ActionNotAllowed(
+            str(
+                _("This action does not apply to a message that is %(status)s.")
+                % {"status": locked.get_status_display().lower()}
+            ),
+            status=locked.status,
+        )
+    return locked
+
+
+def message_resend(*, message: OutgoingMessage, user) -> OutgoingMessage:
+    """Failed → queued: its refused recipients are tried again, with a fresh retry age."""
+    with transaction.atomic():
+        locked = _message_locked(message=message, allowed=(OutgoingMessage.Status.FAILED,))
+        locked.recipients.filter(status=Recipient.Status.REFUSED).update(
+            status=Recipient.Status.PENDING, updated_at=timezone.now()
+        )
+        locked.status = OutgoingMessage.Status.QUEUED
+        locked.next_attempt_at = None
+        locked.last_error = ""
+        locked.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+        MessageEvent.objects.create(message=locked, kind=MessageEvent.Kind.RESENT, user=user)
+    return locked
+
+
+def message_cancel(*, message: OutgoingMessage, user) -> OutgoingMessage:
+    """Queued or deferred → cancelled: it will not be sent."""
+    with transaction.atomic():
+        locked = _message_locked(
+            message=message,
+            allowed=(OutgoingMessage.Status.QUEUED, OutgoingMessage.Status.DEFERRED),
+        )
+        locked.status = OutgoingMessage.Status.CANCELLED
+        locked.next_attempt_at = None
+        locked.save(update_fields=["status", "next_attempt_at", "updated_at"])
+        MessageEvent.objects.create(message=locked, kind=MessageEvent.Kind.CANCELLED, user=user)
+    return locked
+
+
+def message_retry_now(
+    *, message: OutgoingMessage, user, now: datetime | None = None
+) -> OutgoingMessage:
+    """Deferred → due now (the send limit and a paused server still apply)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _message_locked(message=message, allowed=(OutgoingMessage.Status.DEFERRED,))
+        locked.next_attempt_at = now
+        locked.save(update_fields=["next_attempt_at", "updated_at"])
+        MessageEvent.objects.create(message=locked, kind=MessageEvent.Kind.RETRY_NOW, user=user)
+    return locked
+
+
+def server_limit_reset(*, server: SmtpServer, user, now: datetime | None = None) -> None:
+    """Start a new limit window now, recording who did it; mail waiting for the limit of
+    this server becomes due at once.
+
+    Mail waiting for the limit is told apart from mail waiting to retry by its recipients:
+    none of them was refused for now (``deferred``), they were simply not tried yet.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        SmtpServer.objects.filter(pk=server.pk).update(limit_reset_at=now, limit_reset_by=user)
+        OutgoingMessage.objects.filter(
+            server=server, status=OutgoingMessage.Status.DEFERRED, next_attempt_at__gt=now
+        ).exclude(
+            Exists(
+                Recipient.objects.filter(message=OuterRef("pk"), status=Recipient.Status.DEFERRED)
+            )
+        ).update(next_attempt_at=now)
+    server.limit_reset_at, server.limit_reset_by = now, user

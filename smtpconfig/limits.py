@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import F
+from django.utils import timezone
 
-from smtpconfig.models import SendCounter, SmtpServer
+from smtpconfig.models import OutgoingMessage, Recipient, SendCounter, SmtpServer
+
+# The recipient rows a server is still to be given: what a message costs against a limit.
+ENVELOPE_STATUSES = (
+    Recipient.Status.PENDING,
+    Recipient.Status.DEFERRED,
+    Recipient.Status.REDIRECTED,
+)
 
 PERIODS = {
     SmtpServer.LimitPeriod.HOUR: timedelta(hours=1),
@@ -111,6 +119,23 @@ def limit_next_fit(
     return limit_bucket_for(at=now, period=period, reset_at=None) + length + size
 
 
+def envelope_address(row: Recipient) -> str:
+    """The address a recipient row is delivered to (the test address when redirected)."""
+    if row.status == Recipient.Status.REDIRECTED:
+        return row.delivered_to or row.email
+    return row.email
+
+
+def envelope_addresses(rows: list[Recipient]) -> list[str]:
+    """The distinct addresses (ignoring case) still to deliver among ``rows``, in order."""
+    addresses: dict[str, str] = {}
+    for row in rows:
+        if row.status in ENVELOPE_STATUSES:
+            address = envelope_address(row)
+            addresses.setdefault(address.lower(), address)
+    return list(addresses.values())
+
+
 @dataclass(frozen=True)
 class Usage:
     """A server's use of its limit at one moment (``limit`` is ``None`` without a limit)."""
@@ -177,3 +202,39 @@ def counter_add(*, server: SmtpServer, count: int, at: datetime) -> None:
     # get_or_create survives a concurrent insert of the same bucket (it retries the get).
     counter, _created = SendCounter.objects.get_or_create(server=server, bucket=bucket)
     SendCounter.objects.filter(pk=counter.pk).update(count=F("count") + count)
+
+
+def limit_in_flight(*, server: SmtpServer) -> tuple[int, int]:
+    """Recipients of ``server``'s messages being sent now, and how many workers send them.
+
+    Bounded by the batches in flight, not by the history. Counting them as used is what
+    keeps concurrent workers under the limit together: a claim sees the others' claims.
+    """
+    rows = Recipient.objects.filter(
+        message__server=server,
+        message__status=OutgoingMessage.Status.SENDING,
+        status__in=ENVELOPE_STATUSES,
+    ).only("message_id", "status", "email", "delivered_to")
+    per_message: dict[int, list[Recipient]] = {}
+    for row in rows:
+        per_message.setdefault(row.message_id, []).append(row)
+    recipients = sum(len(envelope_addresses(group)) for group in per_message.values())
+    workers = (
+        OutgoingMessage.objects.filter(server=server, status=OutgoingMessage.Status.SENDING)
+        .values("claimed_by")
+        .distinct()
+        .count()
+    )
+    return recipients, workers
+
+
+def server_usage(*, server: SmtpServer, now: datetime | None = None) -> Usage:
+    """ "Used / limit in the current window" and when the next message fits, for the admin.
+
+    ``used`` counts accepted recipients since the window start plus those being sent now;
+    ``limit`` is ``None`` for a server without a limit; ``next_fit_at`` is ``now`` when a
+    one-recipient message fits at once.
+    """
+    now = now or timezone.now()
+    in_flight, _workers = limit_in_flight(server=server)
+    return limit_usage(server=server, now=now, in_flight=in_flight)

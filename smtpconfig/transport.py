@@ -4,13 +4,14 @@ Both direct delivery and the queue use this; neither re-implements SMTP: the con
 Django's own ``smtp.EmailBackend`` built from the server's settings.
 """
 
+import contextlib
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass, field
 
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
+from smtpconfig.conf import mailadmin_setting
 from smtpconfig.hosts import UnsafeHost, host_check
 from smtpconfig.replies import Outcome, classify_reply
 
@@ -54,7 +55,7 @@ def _decode(reply) -> str:
 
 def smtp_backend_for(server) -> DjangoSmtpBackend:
     """Django's SMTP backend configured from ``server`` (one connection, reused for a batch)."""
-    return DjangoSmtpBackend(
+    backend = DjangoSmtpBackend(
         alias=f"mailadmin-server-{server.pk}",
         host=server.host,
         port=server.port,
@@ -64,6 +65,11 @@ def smtp_backend_for(server) -> DjangoSmtpBackend:
         use_ssl=server.security == server.Security.SSL,
         timeout=server.timeout,
     )
+    ca_file = mailadmin_setting("SMTP_CA_FILE")
+    if ca_file:
+        # Replaces Django's default context (public CAs); hostname checks stay on.
+        backend.ssl_context = ssl.create_default_context(cafile=ca_file)
+    return backend
 
 
 class SmtpConnection:
@@ -103,10 +109,22 @@ class SmtpConnection:
             ) from error
 
     def send(self, *, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
-        """Send ``raw`` as it is; never raises for what the server answers."""
+        """Send ``raw`` as it is; never raises for what the server answers.
+
+        Raises only for what is wrong with the message itself (an address smtplib will not
+        put on the wire); the caller then fails that message and calls ``discard()``.
+        """
         connection = self.backend.connection
+        # Internationalised addresses need the server's SMTPUTF8; smtplib refuses (an
+        # SMTPNotSupportedError, permanent) when the server lacks it.
+        needs_utf8 = not all(address.isascii() for address in [envelope_from, *recipients])
         try:
-            refused = connection.sendmail(envelope_from, recipients, raw)
+            refused = connection.sendmail(
+                envelope_from, recipients, raw, mail_options=["SMTPUTF8"] if needs_utf8 else []
+            )
+        except smtplib.SMTPNotSupportedError as error:
+            self._forget_connection_if_dead(0)
+            return SendResult(Outcome.PERMANENT, None, str(error))
         except smtplib.SMTPRecipientsRefused as error:
             results = [
                 RecipientResult(address, classify_reply(code, _decode(text)), code, _decode(text))
@@ -118,16 +136,15 @@ class SmtpConnection:
             text = _decode(error.smtp_error)
             self._forget_connection_if_dead(error.smtp_code)
             return SendResult(classify_reply(error.smtp_code, text), error.smtp_code, text)
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as error:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             self._forget_connection_if_dead(None)
             return SendResult(Outcome.TEMPORARY, None, str(error) or type(error).__name__)
         results = []
         for address in recipients:
             if address in refused:
                 code, text = refused[address]
-                results.append(
-                    RecipientResult(address, classify_reply(code, _decode(text)), code, _decode(text))
-                )
+                text = _decode(text)
+                results.append(RecipientResult(address, classify_reply(code, text), code, text))
             else:
                 results.append(RecipientResult(address, Outcome.ACCEPTED, 250, ""))
         return SendResult(Outcome.ACCEPTED, 250, "", results)
@@ -135,17 +152,21 @@ class SmtpConnection:
     def _forget_connection_if_dead(self, code: int | None) -> None:
         # After a disconnect, a timeout or a 421 the session is unusable: drop it so the next
         # message of the batch opens a fresh one instead of failing on a dead socket.
+        if self.backend.connection is None:
+            return
         if code is None or code == 421:
-            try:
+            with contextlib.suppress(OSError):
                 self.backend.connection.close()
-            except OSError:
-                pass
             self.backend.connection = None
         else:
             try:
                 self.backend.connection.rset()
             except (smtplib.SMTPException, OSError):
                 self.backend.connection = None
+
+    def discard(self) -> None:
+        """Drop the session after an error left it in an unknown state (mid-transaction)."""
+        self._forget_connection_if_dead(None)
 
     @property
     def is_open(self) -> bool:

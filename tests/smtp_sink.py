@@ -52,6 +52,13 @@ class SinkHandler:
     # seconds to wait before answering DATA (a slow or stalled server)
     data_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # SMTP sessions opened (one EHLO each without STARTTLS): proves connection reuse
+    sessions: int = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.rcpt_replies.get(address.lower())
@@ -65,7 +72,7 @@ class SinkHandler:
             # A blocking sleep stalls this connection's answer like a hung server would.
             time.sleep(self.data_delay)
         if self.drop_in_data:
-            session.transport.close()
+            server.transport.close()
             return "421 closing"
         if self.data_reply:
             return self.data_reply
@@ -106,7 +113,13 @@ class Sink:
             login = auth_data.login.decode() if auth_data.login else ""
             secret = auth_data.password.decode() if auth_data.password else ""
             self.auth_attempts.append((mechanism, login))
-            return AuthResult(success=(login == username and secret == password))
+            # handled=False: aiosmtpd answers 535 itself on failure (True would leave the
+            # client waiting for a reply that never comes).
+            return AuthResult(
+                success=(login == username and secret == password),
+                handled=False,
+                auth_data=auth_data,
+            )
 
         return authenticate
 
