@@ -278,6 +278,23 @@ MAILADMIN = {
     # "Test connection" / "Send test mail": at most this many per user and period (seconds).
     "TEST_ACTION_LIMIT": env.int("MAILADMIN_TEST_ACTION_LIMIT", default=10),
     "TEST_ACTION_PERIOD": env.int("MAILADMIN_TEST_ACTION_PERIOD", default=600),
+    # Public address of the portal (https://mail.club.example): one-click unsubscribe links.
+    "PUBLIC_URL": env.str("MAILADMIN_PUBLIC_URL", default=""),
+    # Name servers for the domain-health checks (comma-separated IPs); empty: the system's.
+    "DNS_NAMESERVERS": env.list("MAILADMIN_DNS_NAMESERVERS", default=[]),
+    "DNS_PORT": env.int("MAILADMIN_DNS_PORT", default=53),
+}
+
+# Tracking webhooks of the e-mail services (/anymail/<service>/tracking/): the "user:password"
+# the services post with (comma-separated to rotate), and the keys of the services that sign.
+ANYMAIL = {
+    key: value
+    for key, value in {
+        "WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[]),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+        "RESEND_SIGNING_SECRET": env.str("ANYMAIL_RESEND_SIGNING_SECRET", default=""),
+    }.items()
+    if value
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mailadmin import portal, views
+from smtpconfig.views_unsubscribe import unsubscribe_view
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
@@ -13,4 +14,8 @@ urlpatterns = [
     path("account/", include("mailadmin.security.urls")),
     path("compose/", views.compose, name="mailadmin_compose"),
     path("history/<path:address>/", views.history, name="mailadmin_history"),
+    # Tracking webhooks of the e-mail services (basic auth + the service's signature).
+    path("anymail/", include("anymail.urls")),
+    # One-click unsubscribe (RFC 8058): public, the signed token is the authorisation.
+    path("unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
 ]

@@ -1,5 +1,6 @@
 """The public unsubscribe page: no login, the signed link is the authorisation."""
 
+from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -9,6 +10,7 @@ from smtpconfig.unsubscribe import InvalidUnsubscribeLink, unsubscribe_address, 
 
 # Mailbox providers POST "List-Unsubscribe=One-Click" without cookies or a CSRF token
 # (RFC 8058); the signed token in the URL is what protects the action.
+@login_not_required
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe_view(request, token: str):

@@ -1,0 +1,209 @@
+"""Feedback from the e-mail services: anymail's tracking events, recorded once each.
+
+anymail's webhook views (``/anymail/<service>/tracking/``) check the basic-auth secret and the
+service's signature, normalise the payload and send its ``tracking`` signal; connecting a
+receiver to it is anymail's documented integration (done in ``SmtpConfigConfig.ready``). The
+receiver only calls ``provider_event_record``, where the work is done:
+
+- each event is stored once (``ProviderEvent``, unique per service and event id), so a
+  service re-posting an event changes nothing the second time;
+- a hard bounce, a spam complaint or an unsubscribe lists the address on the blacklist, with
+  that reason and the event as the source;
+- delivered, bounced and deferred events update the recipient's status in the history;
+- an event for a message Mailadmin does not know is logged, not an error (the service
+  account may also be used by other senders).
+"""
+
+import hashlib
+import logging
+
+from anymail.signals import EventType, RejectReason
+from django.conf import settings
+from django.core.checks import Warning as CheckWarning
+from django.core.checks import register
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.text import Truncator
+
+from blacklist.models import BlacklistEntry
+from blacklist.services import blacklist_add
+from smtpconfig.models import OutgoingMessage, ProviderEvent, Recipient
+
+logger = logging.getLogger(__name__)
+
+# Postmark reports these with the "bounced" event type, though the address is not dead.
+_SOFT_BOUNCE_TYPES = {"SoftBounce", "VirusNotification", "Transient", "DnsError"}
+
+_BLACKLIST_REASONS = {
+    EventType.COMPLAINED: BlacklistEntry.Reason.COMPLAINT,
+    EventType.UNSUBSCRIBED: BlacklistEntry.Reason.UNSUBSCRIBE,
+}
+# A service refusing to send because the address is on its own suppression list.
+_REJECT_REASON_BLACKLIST = {
+    RejectReason.BOUNCED: BlacklistEntry.Reason.BOUNCE,
+    RejectReason.SPAM: BlacklistEntry.Reason.COMPLAINT,
+    RejectReason.UNSUBSCRIBED: BlacklistEntry.Reason.UNSUBSCRIBE,
+}
+# Statuses an event may change; suppressed and redirected rows tell how Mailadmin routed
+# the recipient and stay as they are.
+_UPDATABLE = [
+    Recipient.Status.PENDING,
+    Recipient.Status.SENT,
+    Recipient.Status.DEFERRED,
+    Recipient.Status.REFUSED,
+]
+
+
+def _is_hard_bounce(event) -> bool:
+    if event.event_type != EventType.BOUNCED:
+        return False
+    esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
+    return esp_event.get("Type") not in _SOFT_BOUNCE_TYPES and event.reject_reason in (
+        RejectReason.BOUNCED,
+        RejectReason.INVALID,
+        None,
+    )
+
+
+def provider_event_blacklist_reason(event) -> str | None:
+    """The blacklist reason an event calls for, or ``None``."""
+    if _is_hard_bounce(event):
+        return BlacklistEntry.Reason.BOUNCE
+    if event.event_type in _BLACKLIST_REASONS:
+        return _BLACKLIST_REASONS[event.event_type]
+    if event.event_type == EventType.REJECTED:
+        return _REJECT_REASON_BLACKLIST.get(event.reject_reason)
+    return None
+
+
+def _event_id(*, provider: str, event) -> str:
+    """The service's event id; a digest of the event's facts when it gives none."""
+    if event.event_id:
+        return str(event.event_id)[:255]
+    facts = "|".join(
+        str(value or "")
+        for value in (
+            provider,
+            event.event_type,
+            event.message_id,
+            event.recipient,
+            event.timestamp.isoformat() if event.timestamp else "",
+            event.description,
+        )
+    )
+    return "sha256:" + hashlib.sha256(facts.encode()).hexdigest()
+
+
+def _message_for(provider_message_id: str) -> OutgoingMessage | None:
+    if not provider_message_id:
+        return None
+    return (
+        OutgoingMessage.objects.filter(
+            # One message sent with several service ids stores them comma-separated.
+            Q(provider_message_id=provider_message_id)
+            | Q(provider_message_id__startswith=f"{provider_message_id},")
+            | Q(provider_message_id__endswith=f",{provider_message_id}")
+            | Q(provider_message_id__contains=f",{provider_message_id},")
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def _recipient_update(*, message: OutgoingMessage, address: str, event, reply: str) -> int:
+    rows = message.recipients.filter(
+        Q(email__iexact=address) | Q(delivered_to__iexact=address), status__in=_UPDATABLE
+    )
+    if event.event_type == EventType.DELIVERED:
+        return rows.update(status=Recipient.Status.SENT, reply=reply)
+    if event.event_type in (EventType.BOUNCED, EventType.REJECTED):
+        return rows.update(status=Recipient.Status.REFUSED, reply=reply)
+    if event.event_type == EventType.DEFERRED:
+        # A late "deferred" must not undo a delivery or a bounce already reported.
+        settled = ProviderEvent.objects.filter(
+            message=message,
+            recipient__iexact=address,
+            event_type__in=[EventType.DELIVERED, EventType.BOUNCED, EventType.REJECTED],
+        )
+        if settled.exists():
+            return 0
+        return rows.update(status=Recipient.Status.DEFERRED, reply=reply)
+    return 0
+
+
+def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
+    """Record one anymail tracking ``event`` from ``provider`` and act on it, once.
+
+    Returns the stored event, or ``None`` when it was already recorded (nothing changes).
+    """
+    event_id = _event_id(provider=provider, event=event)
+    provider_message_id = str(event.message_id or "")[:255]
+    address = (event.recipient or "").strip()
+    description = event.mta_response or event.description or ""
+    message = _message_for(provider_message_id)
+    if message is None:
+        logger.info(
+            "%s %s event %s for unknown message id %r",
+            provider,
+            event.event_type,
+            event_id,
+            provider_message_id,
+        )
+    try:
+        with transaction.atomic():
+            stored = ProviderEvent.objects.create(
+                provider=provider[:30],
+                event_id=event_id,
+                event_type=str(event.event_type)[:30],
+                provider_message_id=provider_message_id,
+                recipient=address[:320],
+                message=message,
+                description=description,
+            )
+            if message is not None and address:
+                _recipient_update(message=message, address=address, event=event, reply=description)
+            reason = provider_event_blacklist_reason(event)
+            if reason is not None and address:
+                _blacklist(provider=provider, event_id=event_id, event=event, reason=reason)
+    except IntegrityError:
+        if ProviderEvent.objects.filter(provider=provider[:30], event_id=event_id).exists():
+            logger.info("%s event %s already recorded", provider, event_id)
+            return None
+        raise
+    return stored
+
+
+def _blacklist(*, provider: str, event_id: str, event, reason: str) -> None:
+    try:
+        blacklist_add(
+            email=event.recipient,
+            reason=reason,
+            source=BlacklistEntry.Source.PROVIDER,
+            source_detail=Truncator(f"{provider} {event.event_type} {event_id}").chars(255),
+            note=Truncator(event.mta_response or event.description or "").chars(1000),
+        )
+    except ValidationError:
+        # The service reported an address Mailadmin cannot store; keep the event anyway.
+        logger.warning("%s event %s: cannot blacklist %r", provider, event_id, event.recipient)
+
+
+def provider_tracking_receiver(sender, event, esp_name, **kwargs):
+    """anymail's ``tracking`` signal, sent after the webhook passed authentication."""
+    provider_event_record(provider=esp_name, event=event)
+
+
+@register()
+def check_webhook_secret(app_configs, **kwargs):
+    """Without a basic-auth secret anybody could post events and fill the blacklist."""
+    if getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET"):
+        return []
+    return [
+        CheckWarning(
+            "ANYMAIL['WEBHOOK_SECRET'] is not set: the e-mail services' tracking webhooks "
+            "accept unauthenticated posts.",
+            hint="Set ANYMAIL_WEBHOOK_SECRET to user:password and configure the same "
+            "credentials in each service's webhook URL.",
+            id="smtpconfig.W101",
+        )
+    ]
