@@ -142,7 +142,9 @@ def _compile(engine: Engine, template: MailTemplate, field_name: str):
 def _render(engine: Engine, template: MailTemplate, field_name: str, context: dict) -> str:
     # A Context escapes by default whatever the engine says: pass the engine's choice on.
     compiled = _compile(engine, template, field_name)
-    return compiled.render(Context(context, autoescape=engine.autoescape))
+    rendered = compiled.render(Context(context, autoescape=engine.autoescape))
+    # A plain string, not the engine's "safe" one: a page showing the preview must escape it.
+    return str.__str__(rendered)
 
 
 def template_render(

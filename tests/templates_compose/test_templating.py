@@ -3,6 +3,7 @@
 import pytest
 from django.core.mail import EmailMultiAlternatives
 from django.test import override_settings
+from django.utils.html import conditional_escape
 
 from mailadmin.forms import MailTemplateForm, recipients_parse
 from mailadmin.models import MailTemplate
@@ -216,3 +217,11 @@ def test_recipients_are_split_deduplicated_and_each_bad_one_named():
     assert messages == ["“nope” is not an e-mail address.", "“also@bad” is not an e-mail address."]
     with pytest.raises(Exception, match="at least one"):
         recipients_parse(" , \n")
+
+
+def test_rendered_parts_are_plain_strings_a_page_escapes():
+    template = make_template(subject="{{ v }}", body_text="{{ v }}", body_html="<i>{{ v }}</i>")
+    rendered = template_render(template=template, context={"v": "<script>"})
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert type(part) is str
+        assert conditional_escape(part) != part
