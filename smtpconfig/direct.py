@@ -10,17 +10,14 @@ import os
 import socket
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.delivery import message_envelope, message_record_attempt, message_resend
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.replies import Outcome
+from smtpconfig.tasks import drain_soon
 from smtpconfig.transport import ConnectionFailed, SendResult, server_connection
-
-DRAIN_TASK = "smtpconfig.tasks.drain_outbox"
 
 
 def direct_worker() -> str:
@@ -84,7 +81,7 @@ def messages_resend(*, messages: list[OutgoingMessage], user) -> list[OutgoingMe
     """
     resent = [message_resend(message=message, user=user) for message in messages]
     if MailSettings.load().delivery != MailSettings.Delivery.DIRECT:
-        transaction.on_commit(lambda: async_task(DRAIN_TASK))
+        drain_soon()
         return []
     now = timezone.now()
     claimed = []

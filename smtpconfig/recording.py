@@ -20,16 +20,16 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_q.tasks import async_task
 
 from blacklist.models import BlacklistEntry
 from blacklist.selectors import blacklist_blocked
 from smtpconfig.conf import mailadmin_setting
-from smtpconfig.direct import DRAIN_TASK, direct_worker
+from smtpconfig.direct import direct_worker
 from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient, SmtpServer
 from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
 from smtpconfig.selectors import server_option
+from smtpconfig.tasks import drain_soon
 
 TEST_SUBJECT_MARK = "[TEST]"
 ORIGINAL_RECIPIENTS_HEADER = "X-Mailadmin-Original-Recipients"
@@ -342,7 +342,7 @@ def messages_record(
         )
         records.append(message)
     if any(m.status == OutgoingMessage.Status.QUEUED for m in records):
-        transaction.on_commit(lambda: async_task(DRAIN_TASK))
+        drain_soon()
     return records
 
 
