@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 
 from mailadmin.models import MailTemplate
 from smtpconfig.exceptions import MailadminError
+from smtpconfig.unsubscribe import unsubscribe_headers
 
 MISSING_MARKER = "«missing: %s»"
 
@@ -85,6 +86,14 @@ class TemplateRenderError(MailadminError, ValueError):
         super().__init__(message)
         self.template = template
         self.field_name = field_name
+
+
+class BulkRecipientsError(MailadminError, ValueError):
+    """A bulk template addressed to several recipients in one message."""
+
+    def __init__(self, message: str, *, template: MailTemplate):
+        super().__init__(message)
+        self.template = template
 
 
 @dataclass(frozen=True)
@@ -197,7 +206,19 @@ def template_email(
     """Render ``template`` into a message ready to send, with the template's From and Reply-To.
 
     An empty sender means ``DEFAULT_FROM_EMAIL``; routing then picks the server from it.
+    A bulk template gets the one-click unsubscribe headers of its recipient, so it is sent
+    to one address per message (``ValueError`` otherwise).
     """
+    headers = {}
+    if template.is_bulk:
+        addresses = [*to, *cc, *bcc]
+        if len(addresses) != 1:
+            raise BulkRecipientsError(
+                f"The bulk template {template} carries a personal unsubscribe link: send it to "
+                f"one address per message, not {len(addresses)}.",
+                template=template,
+            )
+        headers = unsubscribe_headers(address=addresses[0])
     rendered = template_render(template=template, context=context)
     message = EmailMultiAlternatives(
         subject=rendered.subject,
@@ -207,6 +228,7 @@ def template_email(
         cc=list(cc),
         bcc=list(bcc),
         reply_to=[template.reply_to] if template.reply_to else [],
+        headers=headers,
     )
     if rendered.html:
         message.attach_alternative(rendered.html, "text/html")

@@ -225,3 +225,23 @@ def test_rendered_parts_are_plain_strings_a_page_escapes():
     for part in (rendered.subject, rendered.text, rendered.html):
         assert type(part) is str
         assert conditional_escape(part) != part
+
+
+@pytest.mark.django_db
+def test_a_bulk_template_carries_the_recipients_own_unsubscribe_headers(settings):
+    settings.MAILADMIN = {**settings.MAILADMIN, "PUBLIC_URL": "https://mail.club.example"}
+    make_template(is_bulk=True).save()
+    message = template_message(name="welcome", context={}, to=["anne@members.example"])
+    assert message.extra_headers["List-Unsubscribe"].startswith("<https://mail.club.example/")
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    with pytest.raises(ValueError, match="one address per message"):
+        template_message(
+            name="welcome", context={}, to=["anne@members.example"], bcc=["b@x.example"]
+        )
+
+
+@pytest.mark.django_db
+def test_a_normal_template_has_no_unsubscribe_headers():
+    make_template().save()
+    message = template_message(name="welcome", context={}, to=["a@x.example", "b@x.example"])
+    assert "List-Unsubscribe" not in message.extra_headers
