@@ -12,6 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from mailadmin.models import AuditEvent
 from mailadmin.security.network import client_ip_address
@@ -63,8 +64,12 @@ def audit_record(
     """Record one change. Secret values are masked: only the fact that they changed stays.
 
     ``user`` defaults to the request's signed-in user and the address to the request's
-    client (behind ``TRUSTED_PROXY_COUNT`` proxies).
+    client (behind ``TRUSTED_PROXY_COUNT`` proxies). Without ``request``, the request being
+    served is used: django-simple-history's middleware already keeps it at hand, so a
+    service called from a view records the address without passing the request down.
     """
+    if request is None:
+        request = getattr(HistoricalRecords.context, "request", None)
     if user is None and request is not None and request.user.is_authenticated:
         user = request.user
     before_clean = _without_secrets(before or {})
