@@ -5,10 +5,12 @@ from datetime import timedelta
 import pytest
 from django.core.mail import EmailMessage, send_mail
 from django.utils import timezone
+from django.utils.deprecation import RemovedInDjango2028Warning
 from django_q.models import OrmQ
 
 from blacklist.models import BlacklistEntry
 from smtpconfig.delivery import outbox_drain, outbox_release_expired
+from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
 from smtpconfig.recording import messages_plan, messages_record
 from smtpconfig.selectors import routing_servers
@@ -83,11 +85,16 @@ def test_direct_mail_is_leased_so_the_queue_takes_it_only_if_the_sender_died(ser
 
 def test_fail_silently_only_silences_delivery_failures(servers, direct, club_sink):
     club_sink.handler.rcpt_replies["refused@golf.example"] = "550 5.1.1 No such user"
-    assert (
-        send_mail("Hi", "Body", "info@club.example", ["refused@golf.example"], fail_silently=True)
-        == 0
-    )
+    # The deprecated argument still means what it meant for Django's SMTP backend.
+    with pytest.warns(RemovedInDjango2028Warning):
+        sent = send_mail(
+            "Hi", "Body", "info@club.example", ["refused@golf.example"], fail_silently=True
+        )
+    assert sent == 0
     assert OutgoingMessage.objects.get().status == OutgoingMessage.Status.FAILED
+    # A message that cannot be sent at all is never silenced: the caller must know.
+    with pytest.warns(RemovedInDjango2028Warning), pytest.raises(InvalidMessage):
+        send_mail("Hi", "Body", "info@club.example", ["not an address"], fail_silently=True)
 
 
 def test_from_and_reply_to_given_as_headers_are_routed_too(
