@@ -92,6 +92,7 @@ def compose(request):
             template=template,
             recipients=recipients,
             context=context,
+            test_mode=settings_row.test_mode,
             bypass_test_mode=settings_row.test_mode and wants_real,
         )
 
@@ -108,14 +109,14 @@ def compose(request):
             template=template,
             recipients=recipients,
             context=context,
+            test_mode=False,
             bypass_test_mode=False,
         )
 
     return render(request, "mailadmin/compose.html", page)
 
 
-def _send(request, *, template, recipients, context, bypass_test_mode: bool):
-    target = f"{reverse('mailadmin_compose')}?template={template.pk}"
+def _send(request, *, template, recipients, context, test_mode: bool, bypass_test_mode: bool):
     history_links = format_html_join(
         ", ",
         '<a href="{}">{}</a>',
@@ -135,19 +136,19 @@ def _send(request, *, template, recipients, context, bypass_test_mode: bool):
     except MailadminError as error:
         messages.error(
             request,
-            format_html("{} {} {}", _("Sending failed:"), str(error), _("History:"))
-            + " "
-            + history_links,
+            format_html(
+                "{} {} {} {}", _("Sending failed:"), str(error), _("History:"), history_links
+            ),
         )
-        return redirect(target)
-    if bypass_test_mode:
-        intro = _("Sent to the real recipients although test mode is on:")
-    elif MailSettings.load().test_mode:
-        intro = _("Sent to the test address instead of:")
     else:
-        intro = _("Sent to:")
-    messages.success(request, format_html("{} ", intro) + history_links)
-    return redirect(target)
+        if bypass_test_mode:
+            intro = _("Sent to the real recipients although test mode is on:")
+        elif test_mode:
+            intro = _("Sent to the test address instead of:")
+        else:
+            intro = _("Sent to:")
+        messages.success(request, format_html("{} {}", intro, history_links))
+    return redirect(f"{reverse('mailadmin_compose')}?template={template.pk}")
 
 
 @login_required

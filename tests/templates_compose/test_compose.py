@@ -180,3 +180,38 @@ def test_a_refused_delivery_is_reported_and_shows_in_the_history(
     assert "550 5.1.1 No such user" in page.content.decode()
     assert "Refused by server Club relay" in page.content.decode()
     assert response.status_code == 302
+
+
+def test_a_failed_delivery_is_reported_with_history_links_and_keeps_the_author(
+    client, staff, french_template, club_server, direct_delivery, sink
+):
+    sink.handler.rcpt_replies["bruno@members.example"] = "550 5.1.1 No such user"
+    client.force_login(staff)
+    response = client.post(
+        reverse("mailadmin_compose"),
+        {
+            "template": french_template.pk,
+            "recipients": MEMBERS,
+            "var:member.first_name": "Anne",
+            "_send": "1",
+        },
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "Sending failed:" in text
+    assert 'href="/history/bruno@members.example/"' in text
+    failed = OutgoingMessage.objects.get(status=OutgoingMessage.Status.FAILED)
+    assert failed.created_by == staff
+
+
+def test_without_any_server_nothing_is_recorded_and_the_reason_is_shown(
+    client, staff, french_template, direct_delivery, sink
+):
+    client.force_login(staff)
+    response = client.post(
+        reverse("mailadmin_compose"),
+        {"template": french_template.pk, "recipients": MEMBERS, "_send": "1"},
+        follow=True,
+    )
+    assert "No active SMTP server can send mail" in response.content.decode()
+    assert not OutgoingMessage.objects.exists()
