@@ -13,7 +13,9 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.hosts import UnsafeHost, host_check
+from smtpconfig.oauth import oauth_uses_xoauth2
 from smtpconfig.replies import Outcome, classify_reply
+from smtpconfig.xoauth2 import XOAuth2EmailBackend
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,23 @@ def _decode(reply) -> str:
 
 def smtp_backend_for(server) -> DjangoSmtpBackend:
     """Django's SMTP backend configured from ``server`` (one connection, reused for a batch)."""
-    backend = DjangoSmtpBackend(
-        alias=f"mailadmin-server-{server.pk}",
-        host=server.host,
-        port=server.port,
-        username=server.username if server.use_auth else None,
-        password=str(server.password) if server.use_auth else None,
-        use_tls=server.security == server.Security.STARTTLS,
-        use_ssl=server.security == server.Security.SSL,
-        timeout=server.timeout,
-    )
+    options = {
+        "alias": f"mailadmin-server-{server.pk}",
+        "host": server.host,
+        "port": server.port,
+        "use_tls": server.security == server.Security.STARTTLS,
+        "use_ssl": server.security == server.Security.SSL,
+        "timeout": server.timeout,
+    }
+    if oauth_uses_xoauth2(server=server):
+        # Microsoft 365 / Google Workspace: AUTH XOAUTH2 with the shared token, no password.
+        backend = XOAuth2EmailBackend(server=server, **options)
+    else:
+        backend = DjangoSmtpBackend(
+            username=server.username if server.use_auth else None,
+            password=str(server.password) if server.use_auth else None,
+            **options,
+        )
     ca_file = mailadmin_setting("SMTP_CA_FILE")
     if ca_file:
         # Replaces Django's default context (public CAs); hostname checks stay on.
