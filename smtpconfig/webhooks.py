@@ -140,7 +140,7 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
     event_id = _event_id(provider=provider, event=event)
     provider_message_id = str(event.message_id or "")[:255]
     address = (event.recipient or "").strip()
-    description = event.mta_response or event.description or ""
+    description = " — ".join(text for text in (event.description, event.mta_response) if text)
     message = _message_for(provider_message_id)
     if message is None:
         logger.info(
@@ -181,7 +181,9 @@ def _blacklist(*, provider: str, event_id: str, event, reason: str) -> None:
             reason=reason,
             source=BlacklistEntry.Source.PROVIDER,
             source_detail=Truncator(f"{provider} {event.event_type} {event_id}").chars(255),
-            note=Truncator(event.mta_response or event.description or "").chars(1000),
+            note=Truncator(
+                " — ".join(text for text in (event.description, event.mta_response) if text)
+            ).chars(1000),
         )
     except ValidationError:
         # The service reported an address Mailadmin cannot store; keep the event anyway.
