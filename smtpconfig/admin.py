@@ -1,3 +1,312 @@
 """Admin of SMTP servers. The outbox and the mail settings live in admin_outbox."""
 
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from mailadmin.security.ratelimit import test_action_rate_limited
 from smtpconfig import admin_outbox  # noqa: F401  (registers the outbox and settings admins)
+from smtpconfig.diagnostics import server_connection_test, server_test_mail_send
+from smtpconfig.exceptions import ServerChangeRefused
+from smtpconfig.forms import DiagnosticMailForm, SmtpServerForm
+from smtpconfig.guidance import server_warnings
+from smtpconfig.models import SmtpServer
+from smtpconfig.presets import PRESETS, preset_get
+from smtpconfig.services import (
+    server_create,
+    server_delete,
+    server_reset_limit,
+    server_set_default,
+    server_update,
+    servers_delete,
+    servers_deletion_refusal,
+)
+
+DIAGNOSTIC_TEMPLATE = "admin/smtpconfig/smtpserver/diagnostic.html"
+# "Set as default" and "Reset the send limit" work from the list and from a server's page.
+BOTH_PAGES = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
+
+
+@admin.register(SmtpServer)
+class SmtpServerAdmin(admin.ModelAdmin):
+    form = SmtpServerForm
+    list_display = [
+        "default_star",
+        "name",
+        "address",
+        "security",
+        "is_active",
+        "limit",
+        "paused",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["is_active", "security", "limit_period"]
+    search_fields = ["name", "host", "from_filter", "sender_email", "sender_name", "username"]
+    list_select_related = ["limit_reset_by"]
+    actions = ["set_default", "reset_limit", "delete_selected"]
+    readonly_fields = [
+        "is_default",
+        "limit_reset_at",
+        "limit_reset_by",
+        "paused_until",
+        "pause_reason",
+        "created_at",
+        "updated_at",
+    ]
+
+    class Media:
+        js = ["smtpconfig/server_presets.js"]
+
+    def get_fieldsets(self, request, obj=None):
+        authentication = ["use_auth", "username", "new_password"]
+        limit = ["limit_period", "limit_count"]
+        if obj is not None:
+            authentication.append("clear_password")
+            limit += ["limit_reset_at", "limit_reset_by"]
+        fieldsets = [
+            (None, {"fields": ["name", "is_active", "from_filter"]}),
+            (_("Sender"), {"fields": ["sender_name", "sender_email", "reply_to"]}),
+            (
+                _("Connection"),
+                {"fields": ["host", "port", "security", "timeout", "max_connections"]},
+            ),
+            (_("Authentication"), {"fields": authentication}),
+            (_("Send limit"), {"fields": limit}),
+        ]
+        if obj is not None:
+            fieldsets.append(
+                (
+                    _("Status"),
+                    {
+                        "fields": [
+                            "is_default",
+                            "paused_until",
+                            "pause_reason",
+                            "created_at",
+                            "updated_at",
+                        ]
+                    },
+                )
+            )
+        return fieldsets
+
+    @admin.display(description=_("Default"), ordering="-is_default")
+    def default_star(self, server):
+        if not server.is_default:
+            return ""
+        return format_html(
+            '<span class="default-server" title="{}">★</span>', gettext("Default server")
+        )
+
+    @admin.display(description=_("SMTP server"), ordering="host")
+    def address(self, server):
+        return f"{server.host}:{server.port}" if server.host else "—"
+
+    @admin.display(description=_("Send limit"))
+    def limit(self, server):
+        if server.limit_period == SmtpServer.LimitPeriod.NONE or server.limit_count is None:
+            return gettext("No send limit")
+        return gettext("%(count)s recipients, %(period)s") % {
+            "count": f"{server.limit_count:,}",
+            "period": server.get_limit_period_display().lower(),
+        }
+
+    @admin.display(description=_("Paused"))
+    def paused(self, server):
+        if server.paused_until is None or server.paused_until <= timezone.now():
+            return "—"
+        until = timezone.localtime(server.paused_until).strftime("%Y-%m-%d %H:%M")
+        if server.pause_reason:
+            return gettext("until %(until)s: %(reason)s") % {
+                "until": until,
+                "reason": server.pause_reason,
+            }
+        return gettext("until %(until)s") % {"until": until}
+
+    @admin.action(permissions=["delete"], description=_("Delete selected SMTP servers"))
+    def delete_selected(self, request, queryset):
+        """Django's confirmation page, once the default server's rule allows the deletion.
+
+        Named like the site-wide action it replaces: the confirmation posts back to it.
+        """
+        refusal = servers_deletion_refusal(servers=queryset)
+        if refusal is not None:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return None
+        return delete_selected(self, request, queryset)
+
+    @admin.action(
+        permissions=["change"], description=_("Set as default server"), location=BOTH_PAGES
+    )
+    def set_default(self, request, queryset):
+        servers = list(queryset[:2])
+        if len(servers) != 1:
+            self.message_user(
+                request,
+                gettext("Select exactly one server to make it the default."),
+                messages.ERROR,
+            )
+            return
+        try:
+            server = server_set_default(server=servers[0], acting_user=request.user)
+        except ServerChangeRefused as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            gettext("“%(server)s” is now the default server.") % {"server": server.name},
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        permissions=["change"], description=_("Reset the send limit"), location=BOTH_PAGES
+    )
+    def reset_limit(self, request, queryset):
+        names = []
+        for server in queryset:
+            server_reset_limit(server=server, acting_user=request.user)
+            names.append(server.name)
+        self.message_user(
+            request,
+            gettext("Send limit reset for: %(servers)s. Recipients sent until now no longer count.")
+            % {"servers": ", ".join(names)},
+            messages.SUCCESS,
+        )
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        preset = preset_get(request.GET.get("preset"))
+        if preset is not None:
+            initial.update(preset.initial())
+        return initial
+
+    def add_view(self, request, form_url="", extra_context=None):
+        context = {
+            "presets": PRESETS.values(),
+            "presets_data": {key: preset.as_json() for key, preset in PRESETS.items()},
+            "chosen_preset": preset_get(request.GET.get("preset")),
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        server = self.get_object(request, unquote(object_id))
+        context = {
+            "server_warnings": server_warnings(server) if server else [],
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def save_model(self, request, obj, form, change):
+        password = form.cleaned_data.get("new_password") or None
+        if change:
+            server_update(
+                server=obj,
+                password=password,
+                clear_password=form.cleaned_data.get("clear_password", False),
+                acting_user=request.user,
+            )
+        else:
+            server_create(server=obj, password=password, acting_user=request.user)
+
+    def delete_model(self, request, obj):
+        server_delete(server=obj, acting_user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        servers_delete(servers=queryset, acting_user=request.user)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        server = self.get_object(request, unquote(object_id))
+        refusal = servers_deletion_refusal(servers=[server]) if server else None
+        if refusal is not None:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:smtpconfig_smtpserver_change", args=[server.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="smtpconfig_smtpserver_test_connection",
+            ),
+            path(
+                "<path:object_id>/send-test-mail/",
+                self.admin_site.admin_view(self.send_test_mail_view),
+                name="smtpconfig_smtpserver_send_test_mail",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _diagnostic_server(self, request, object_id) -> SmtpServer:
+        server = self.get_object(request, unquote(object_id))
+        if server is None:
+            raise PermissionDenied
+        if not self.has_change_permission(request, server):
+            raise PermissionDenied
+        return server
+
+    def _diagnostic_response(self, request, server, *, title, action, form=None, report=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": server,
+            "title": title,
+            "action": action,
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, DIAGNOSTIC_TEMPLATE, context)
+
+    def _rate_limited(self, request, action: str) -> bool:
+        if test_action_rate_limited(user=request.user, action=action):
+            self.message_user(
+                request,
+                gettext("Too many tests in a short time. Wait a few minutes and try again."),
+                messages.ERROR,
+            )
+            return True
+        return False
+
+    def test_connection_view(self, request, object_id):
+        server = self._diagnostic_server(request, object_id)
+        report = None
+        if request.method == "POST" and not self._rate_limited(request, "test_connection"):
+            report = server_connection_test(server=server)
+        return self._diagnostic_response(
+            request,
+            server,
+            title=gettext("Test connection to “%(server)s”") % {"server": server.name},
+            action="test_connection",
+            report=report,
+        )
+
+    def send_test_mail_view(self, request, object_id):
+        server = self._diagnostic_server(request, object_id)
+        report = None
+        if request.method == "POST":
+            form = DiagnosticMailForm(request.POST)
+            if form.is_valid() and not self._rate_limited(request, "send_test_mail"):
+                report = server_test_mail_send(
+                    server=server, recipient=form.cleaned_data["recipient"]
+                )
+        else:
+            form = DiagnosticMailForm(initial={"recipient": request.user.email})
+        return self._diagnostic_response(
+            request,
+            server,
+            title=gettext("Send a test mail through “%(server)s”") % {"server": server.name},
+            action="send_test_mail",
+            form=form,
+            report=report,
+        )

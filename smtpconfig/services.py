@@ -1,0 +1,157 @@
+"""The verbs on SMTP servers: create, update, set default, delete, reset the send limit.
+
+The admin's form validates what was typed; these functions keep the invariants that span
+rows (exactly one default server while any server exists) and own every write.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from smtpconfig.exceptions import ServerChangeRefused
+from smtpconfig.models import SmtpServer
+from smtpconfig.validation import FromFilterError, parse_from_filter
+
+
+def from_filter_conflicts(*, entries: Iterable[str], server_id: int | None) -> dict[str, str]:
+    """Which of ``entries`` another server's filter already holds: ``{entry: server name}``.
+
+    ``server_id`` is the server being edited (its own entries are no conflict).
+    """
+    wanted = set(entries)
+    if not wanted:
+        return {}
+    claimed: dict[str, str] = {}
+    others = SmtpServer.objects.exclude(from_filter="").order_by("name")
+    if server_id is not None:
+        others = others.exclude(pk=server_id)
+    for name, text in others.values_list("name", "from_filter"):
+        try:
+            their_entries = parse_from_filter(text)
+        except FromFilterError:
+            # Stored some other way than through the form; routing reports it on its own.
+            continue
+        for entry in wanted.intersection(their_entries):
+            claimed.setdefault(entry, name)
+    return claimed
+
+
+def _password_apply(*, server: SmtpServer, password: str | None, clear_password: bool) -> None:
+    if clear_password:
+        server.password = ""
+    elif password:
+        server.password = password
+
+
+def server_create(
+    *, server: SmtpServer, password: str | None = None, acting_user=None
+) -> SmtpServer:
+    """Save a new server built by the form; the first server becomes the default one."""
+    _password_apply(server=server, password=password, clear_password=False)
+    with transaction.atomic():
+        has_default = SmtpServer.objects.select_for_update().filter(is_default=True).exists()
+        # With no default, mail from any sender outside the filters would have no way out.
+        server.is_default = not has_default and server.is_active
+        server.save()
+    return server
+
+
+def server_update(
+    *,
+    server: SmtpServer,
+    password: str | None = None,
+    clear_password: bool = False,
+    acting_user=None,
+) -> SmtpServer:
+    """Save the changes the form made to ``server``; a blank ``password`` keeps the stored one."""
+    if server.is_default and not server.is_active:
+        raise ServerChangeRefused(
+            _(
+                "“%(server)s” is the default server and cannot be deactivated. Make another "
+                "server the default first."
+            )
+            % {"server": server.name},
+            server_name=server.name,
+        )
+    _password_apply(server=server, password=password, clear_password=clear_password)
+    server.save()
+    return server
+
+
+def server_set_default(*, server: SmtpServer, acting_user=None) -> SmtpServer:
+    """Make ``server`` the one default server (the star moves to it)."""
+    with transaction.atomic():
+        current = list(SmtpServer.objects.select_for_update().filter(is_default=True))
+        server.refresh_from_db()
+        if not server.is_active:
+            raise ServerChangeRefused(
+                _("“%(server)s” is inactive. Activate it before making it the default server.")
+                % {"server": server.name},
+                server_name=server.name,
+            )
+        # Clear the old star first: the database allows only one at any moment.
+        for previous in current:
+            if previous.pk != server.pk:
+                previous.is_default = False
+                previous.save(update_fields=["is_default", "updated_at"])
+        if not server.is_default:
+            server.is_default = True
+            server.save(update_fields=["is_default", "updated_at"])
+    return server
+
+
+def _default_deletion_refusal(*, servers: list[SmtpServer]) -> ServerChangeRefused | None:
+    """The refusal if deleting ``servers`` would leave servers behind without a default."""
+    default = next((server for server in servers if server.is_default), None)
+    if default is None:
+        return None
+    remaining = SmtpServer.objects.exclude(pk__in=[server.pk for server in servers])
+    if not remaining.exists():
+        return None
+    return ServerChangeRefused(
+        _(
+            "“%(server)s” is the default server and other servers remain. Make another "
+            "server the default first (select it and choose “Set as default”), then "
+            "delete this one."
+        )
+        % {"server": default.name},
+        server_name=default.name,
+    )
+
+
+def servers_deletion_refusal(*, servers: Iterable[SmtpServer]) -> ServerChangeRefused | None:
+    """Why ``servers`` may not be deleted together, or ``None`` if they may."""
+    return _default_deletion_refusal(servers=list(servers))
+
+
+def servers_delete(*, servers: Iterable[SmtpServer], acting_user=None) -> int:
+    """Delete ``servers`` together; refused if the default would go while others remain.
+
+    A server that messages were sent through is protected by the outbox
+    (``ProtectedError``): deactivate it instead.
+    """
+    with transaction.atomic():
+        locked = list(
+            SmtpServer.objects.select_for_update().filter(pk__in=[server.pk for server in servers])
+        )
+        refusal = _default_deletion_refusal(servers=locked)
+        if refusal is not None:
+            raise refusal
+        for server in locked:
+            server.delete()
+    return len(locked)
+
+
+def server_delete(*, server: SmtpServer, acting_user=None) -> None:
+    """Delete one server; refused for the default server while other servers exist."""
+    servers_delete(servers=[server], acting_user=acting_user)
+
+
+def server_reset_limit(*, server: SmtpServer, acting_user=None) -> SmtpServer:
+    """Start the server's send-limit window afresh: recipients sent before now stop counting."""
+    server.limit_reset_at = timezone.now()
+    server.limit_reset_by = acting_user
+    server.save(update_fields=["limit_reset_at", "limit_reset_by", "updated_at"])
+    return server
