@@ -2,8 +2,9 @@
 
 For each message, in the order of the product brief: route (server, From, Reply-To), drop
 blacklisted recipients, redirect the rest to the test address in test mode, serialise the
-bytes once, then record one ``OutgoingMessage``, one ``Recipient`` per original address and
-a "recorded" ``MessageEvent`` telling what was decided.
+bytes once (DKIM-signed when the From domain has a key), then record one ``OutgoingMessage``,
+one ``Recipient`` per original address and a "recorded" ``MessageEvent`` telling what was
+decided.
 
 Planning (``message_plan``) reads but never writes, so a bad message or a missing server
 raises before anything of the call is stored; recording (``messages_record``) writes all
@@ -25,6 +26,7 @@ from blacklist.models import BlacklistEntry
 from blacklist.selectors import blacklist_blocked
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.direct import direct_worker
+from smtpconfig.dkim import dkim_sign
 from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient, SmtpServer
 from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
@@ -178,6 +180,9 @@ def _serialise(
             _("The message cannot be serialised: %(error)s") % {"error": error},
             value=str(error),
         ) from error
+    # Signed once with the From domain's key (if it has one), like everything else about
+    # the bytes: every attempt sends the same signed message.
+    raw = dkim_sign(raw=raw, from_domain=route.envelope_from.rpartition("@")[2])
     return raw, str(message_id).strip(), subject
 
 

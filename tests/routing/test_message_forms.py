@@ -2,10 +2,12 @@
 
 from email.message import MIMEPart
 
+import dkim
 import pytest
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives, send_mail
 
+from smtpconfig.dkim import dkim_key_generate, dkim_txt_record
 from smtpconfig.models import OutgoingMessage
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +110,23 @@ def test_an_open_backend_keeps_its_connection_for_later_calls(servers, direct, c
             )
     assert len(club_sink.received) == 3
     assert len(sessions) == 1
+
+
+def test_message_is_dkim_signed_once_with_the_from_domains_key(servers, direct, club_sink):
+    key = dkim_key_generate(domain="club.example")
+    name, value = dkim_txt_record(key=key)
+
+    def dns(queried, timeout=5):
+        return value.encode() if queried.decode().rstrip(".") == name else b""
+
+    send_mail("Signed", "Body", "info@club.example", ["a@golf.example"])
+    (received,) = club_sink.received
+    assert received.content.startswith(b"DKIM-Signature:")
+    assert dkim.verify(received.content, dnsfunc=dns)
+    assert bytes(OutgoingMessage.objects.get().raw) == received.content
+
+
+def test_message_from_a_domain_without_a_key_is_not_signed(servers, direct, club_sink):
+    dkim_key_generate(domain="other.example")
+    send_mail("Plain", "Body", "info@club.example", ["a@golf.example"])
+    assert b"DKIM-Signature" not in club_sink.received[0].content
