@@ -77,7 +77,7 @@ class MailTemplateAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "language", "description"]}),
         (_("Sender"), {"fields": ["sender_name", "sender_email", "reply_to"]}),
         (_("Content"), {"fields": ["subject", "body_text", "body_html", "is_bulk"]}),
-        (_("Preview"), {"fields": ["sample_context"]}),
+        (_("Sample values for the preview"), {"fields": ["sample_context"]}),
     ]
 
     def get_urls(self):
