@@ -15,7 +15,7 @@ import copy
 import email.policy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import make_msgid
+from email.utils import formataddr, getaddresses, make_msgid
 
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -80,8 +80,12 @@ def _check_header_values(email_message: EmailMessage) -> None:
     values = [("Subject", email_message.subject)]
     values += [(str(name), value) for name, value in email_message.extra_headers.items()]
     for name, value in values:
+        if any(mark in name for mark in "\r\n:") or not name.strip():
+            raise InvalidMessage(
+                _("%(header)r is not a valid header name.") % {"header": name}, value=name
+            )
         text = str(value)
-        if any(mark in text for mark in "\r\n") or any(mark in name for mark in "\r\n:"):
+        if any(mark in text for mark in "\r\n"):
             raise InvalidMessage(
                 _("The %(header)s header %(value)r contains a line break.")
                 % {"header": name, "value": text},
@@ -104,7 +108,9 @@ def _sender_of(email_message: EmailMessage) -> Mailbox | None:
 def _reply_to_of(email_message: EmailMessage) -> list[str]:
     value = _header(email_message, "reply-to")
     if value is not None:
-        return [box.header for box in _parse_list(str(value).split(","), field_name="Reply-To")]
+        # A header may list several addresses; display names may hold commas in quotes.
+        pairs = getaddresses([str(value)])
+        return [box.header for box in _parse_list(map(formataddr, pairs), field_name="Reply-To")]
     return [box.header for box in _parse_list(email_message.reply_to, field_name="Reply-To")]
 
 

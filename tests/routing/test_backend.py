@@ -192,6 +192,7 @@ def test_no_usable_server_raises_and_records_nothing(make_server, direct):
         ({"to": ["not an address"]}, "not an address"),
         ({"to": ["ok@golf.example"], "from_email": "bad@@sender"}, "bad@@sender"),
         ({"headers": {"X-Note": "a\r\nb"}}, "a\\r\\nb"),
+        ({"headers": {"X-Bad: y": "b"}}, "X-Bad: y"),
     ],
 )
 def test_bad_input_is_named_and_nothing_is_recorded_or_sent(

@@ -105,10 +105,13 @@ def test_from_and_reply_to_given_as_headers_are_routed_too(
         "Body",
         "ignored@else.example",
         ["a@golf.example"],
-        headers={"From": "Secretary <info@club.example>", "Reply-To": "desk@club.example"},
+        headers={
+            "From": "Secretary <info@club.example>",
+            "Reply-To": '"Desk, Club" <desk@club.example>, b@club.example',
+        },
     ).send()
     (received,) = club_sink.received
     assert default_sink.received == []
     assert received.message["From"] == "Secretary <info@club.example>"
-    assert received.message["Reply-To"] == "desk@club.example"
+    assert received.message["Reply-To"] == '"Desk, Club" <desk@club.example>, b@club.example'
     assert received.mail_from == "info@club.example"
