@@ -160,6 +160,16 @@ class RecipientsField(forms.CharField):
         return recipients_parse(super().clean(value))
 
 
+class HistoryLookupForm(forms.Form):
+    address = forms.EmailField(
+        label=_("Member's e-mail address"),
+        widget=forms.EmailInput(attrs={"autofocus": True, "size": 40}),
+    )
+
+    def clean_address(self):
+        return self.cleaned_data["address"].strip()
+
+
 VARIABLE_PREFIX = "var:"
 
 

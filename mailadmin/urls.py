@@ -13,6 +13,7 @@ urlpatterns = [
     path("routing/", portal.routing_check, name="routing_check"),
     path("account/", include("mailadmin.security.urls")),
     path("compose/", views.compose, name="mailadmin_compose"),
+    path("history/", views.history_lookup, name="mailadmin_history_lookup"),
     path("history/<path:address>/", views.history, name="mailadmin_history"),
     # Tracking webhooks of the e-mail services (basic auth + the service's signature).
     path("anymail/", include("anymail.urls")),

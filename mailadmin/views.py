@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from mailadmin.forms import ComposeForm, context_as_json
+from mailadmin.forms import ComposeForm, HistoryLookupForm, context_as_json
 from mailadmin.history import recipient_reason
 from mailadmin.models import MailTemplate
 from mailadmin.selectors import recipient_history_page
@@ -149,6 +149,19 @@ def _send(request, *, template, recipients, context, test_mode: bool, bypass_tes
             intro = _("Sent to:")
         messages.success(request, format_html("{} {}", intro, history_links))
     return redirect(f"{reverse('mailadmin_compose')}?template={template.pk}")
+
+
+@login_required
+@permission_required("smtpconfig.view_recipient", raise_exception=True)
+@require_http_methods(["GET"])
+def history_lookup(request):
+    """A box to type a member's address; it opens that address's history."""
+    form = HistoryLookupForm(request.GET or None)
+    if form.is_valid():
+        return redirect("mailadmin_history", address=form.cleaned_data["address"])
+    page = _portal_context(request, title=_("Mail history of a member"))
+    page["form"] = form
+    return render(request, "mailadmin/history_lookup.html", page)
 
 
 @login_required

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from playwright.sync_api import expect, sync_playwright
 
 from mailadmin.models import MailTemplate
-from smtpconfig.models import Recipient
+from smtpconfig.models import MailSettings, Recipient
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,11 +26,10 @@ PERMISSIONS = [
 def browser_page(monkeypatch):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (scripts/ensure-chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
     # still plain synchronous code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(locale="en")
         yield page
@@ -52,8 +52,6 @@ def test_preview_follows_typing_then_compose_in_test_mode_lands_in_history(
     page = browser_page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     make_server(sink=sink, name="Club relay", is_default=True)
-    from smtpconfig.models import MailSettings
-
     MailSettings.objects.update_or_create(
         pk=1,
         defaults={"delivery": "direct", "test_mode": True, "test_address": "tester@club.example"},
@@ -72,7 +70,6 @@ def test_preview_follows_typing_then_compose_in_test_mode_lands_in_history(
     page.goto(f"{live_server.url}/admin/mailadmin/mailtemplate/{template.pk}/change/")
     assert "Club relay" in page.inner_text("#mail-preview")
     page.fill("#id_body_text", "Bonjour {{ member.first_name }}, à bientôt {{ date }}")
-    expect = pytest.importorskip("playwright.sync_api").expect
     expect(page.locator("#mail-preview")).to_contain_text("à bientôt «missing: date»")
     frame = page.frame_locator("iframe.mail-preview-html")
     assert frame.locator("b").inner_text() == "Anne"

@@ -137,3 +137,13 @@ def test_other_pages_use_the_tag_with_one_settings_query(staff, django_assert_nu
     with django_assert_num_queries(1):
         html = template.render(Context({"request": request, "addresses": ["a@x.example"] * 5}))
     assert html.count('href="mailto:a@x.example"') == 5
+
+
+def test_the_lookup_box_opens_the_history_of_the_typed_address(client, staff, db):
+    client.force_login(staff)
+    assert client.get(reverse("mailadmin_history_lookup")).status_code == 200
+    response = client.get(reverse("mailadmin_history_lookup"), {"address": f" {MEMBER} "})
+    assert response.status_code == 302
+    assert response["Location"] == f"/history/{MEMBER}/"
+    bad = client.get(reverse("mailadmin_history_lookup"), {"address": "not-an-address"})
+    assert bad.status_code == 200 and "Enter a valid email address." in bad.content.decode()
