@@ -12,7 +12,7 @@ from blacklist.models import BlacklistEntry
 from mailadmin.roles import BLACKLIST_MANAGERS
 from mailadmin.selectors import HISTORY_PAGE_SIZE
 from mailadmin.templating import template_message
-from smtpconfig.models import MailSettings
+from smtpconfig.models import MailSettings, OutgoingMessage
 
 MEMBER = "anne@members.example"
 
@@ -49,6 +49,9 @@ def test_sent_and_suppressed_messages_name_the_server_and_the_blacklist_entry(
     assert "Sent by server Club relay" in page
     assert "it answered “250”" in page
     assert f"Suppressed by the blacklist entry {MEMBER} (Data-protection settings)" in page
+    # Staff may open each message's whole story in the outbox.
+    for message in OutgoingMessage.objects.all():
+        assert f'href="/admin/smtpconfig/outgoingmessage/{message.pk}/change/"' in page
     # Newest first: the suppressed message was sent last.
     assert page.index("Suppressed by") < page.index("Sent by server")
     assert len(sink.received) == 1
