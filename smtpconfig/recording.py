@@ -331,27 +331,34 @@ def messages_record(
             )
         else:
             message.status = OutgoingMessage.Status.QUEUED
-        message.save()
-        Recipient.objects.bulk_create(
-            Recipient(
-                message=message,
-                email=r.email,
-                kind=r.kind,
-                status=r.status,
-                delivered_to=r.delivered_to,
-                blacklist_entry=r.blacklist_entry,
-            )
-            for r in plan.recipients
-        )
-        story = [*plan.story]
-        if message.status == OutgoingMessage.Status.QUEUED:
-            story.append(_("Queued for delivery."))
-        elif message.status == OutgoingMessage.Status.SENDING:
-            story.append(_("Sending directly."))
-        MessageEvent.objects.create(
-            message=message, kind=MessageEvent.Kind.RECORDED, detail="\n".join(story)
-        )
         records.append(message)
+    # A mass mailing is a few inserts, not a few per message (ids come back on SQLite and
+    # PostgreSQL alike).
+    OutgoingMessage.objects.bulk_create(records)
+    Recipient.objects.bulk_create(
+        Recipient(
+            message=message,
+            email=r.email,
+            kind=r.kind,
+            status=r.status,
+            delivered_to=r.delivered_to,
+            blacklist_entry=r.blacklist_entry,
+        )
+        for message, plan in zip(records, plans, strict=True)
+        for r in plan.recipients
+    )
+    status_notes = {
+        OutgoingMessage.Status.QUEUED: [_("Queued for delivery.")],
+        OutgoingMessage.Status.SENDING: [_("Sending directly.")],
+    }
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message=message,
+            kind=MessageEvent.Kind.RECORDED,
+            detail="\n".join([*plan.story, *status_notes.get(message.status, [])]),
+        )
+        for message, plan in zip(records, plans, strict=True)
+    )
     if any(m.status == OutgoingMessage.Status.QUEUED for m in records):
         drain_soon()
     return records

@@ -217,3 +217,16 @@ def test_empty_list_returns_zero_and_unknown_options_are_refused(settings, db):
     }
     with pytest.raises(mail.InvalidMailer, match="'x'"):
         mail.mailers.create_connection("default")
+
+
+def test_mass_mailing_reads_the_blacklist_once_per_message_and_writes_in_bulk(
+    servers, django_assert_max_num_queries
+):
+    datatuple = [("Hi", "Body", "info@club.example", [f"m{i}@golf.example"]) for i in range(20)]
+    # Per message: one blacklist read and one DKIM key read; the writes are a few inserts
+    # for the whole call.
+    with django_assert_max_num_queries(2 * 20 + 12):
+        assert send_mass_mail(datatuple) == 20
+    assert OutgoingMessage.objects.count() == 20
+    assert Recipient.objects.count() == 20
+    assert MessageEvent.objects.filter(kind="recorded").count() == 20
