@@ -462,3 +462,8 @@ def oauth_token_invalidate(*, server: SmtpServer, token: str) -> None:
             logger.info(
                 "OAuth2 token of server %s refused by the SMTP server, discarded", server.pk
             )
+
+
+def oauth_token_discard(*, server: SmtpServer) -> None:
+    """Forget ``server``'s cached token: its credentials, method or mailbox just changed."""
+    OAuthToken.objects.filter(server=server).delete()

@@ -18,6 +18,7 @@ from smtpconfig.oauth import (
     OAuthCredentialsInvalid,
     TokenUnavailable,
     oauth_credentials_parse,
+    oauth_token_discard,
     oauth_token_get,
     oauth_token_invalidate,
     oauth_token_request,
@@ -374,3 +375,14 @@ def test_unusable_stored_credentials_reject_the_server(make_server):
 
     with pytest.raises(CredentialsRejected, match="client_id"):
         oauth_token_get(server=server)
+
+
+def test_changed_credentials_discard_the_cached_token(microsoft_server, token_endpoint):
+    server = microsoft_server()
+    old = oauth_token_get(server=server)
+
+    oauth_token_discard(server=server)
+
+    assert not OAuthToken.objects.filter(server=server).exists()
+    assert oauth_token_get(server=server) != old
+    assert token_endpoint.requests["microsoft_token"] == 2
