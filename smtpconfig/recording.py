@@ -13,13 +13,15 @@ messages of one call in one transaction.
 
 import copy
 import email.policy
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr, getaddresses, make_msgid
 
-from django.core.mail import EmailMessage
+from django.core.mail import EmailAlternative, EmailMessage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from blacklist.models import BlacklistEntry
@@ -139,6 +141,22 @@ def _original_recipient_lines(recipients: list[RecipientPlan]) -> list[str]:
     return lines
 
 
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def _with_html_notice(alternative: EmailAlternative, notice: str) -> EmailAlternative:
+    if alternative.mimetype != "text/html" or not isinstance(alternative.content, str):
+        return alternative
+    block = format_html(
+        '<pre style="border:2px solid #b45309;padding:8px;white-space:pre-wrap">{}</pre>',
+        notice.strip(),
+    )
+    content = alternative.content
+    body = _BODY_TAG.search(content)
+    at = body.end() if body else 0
+    return EmailAlternative(content[:at] + block + content[at:], alternative.mimetype)
+
+
 def _serialise(
     *,
     email_message: EmailMessage,
@@ -171,6 +189,12 @@ def _serialise(
             email_message.body or not getattr(email_message, "alternatives", None)
         ):
             outgoing.body = test_notice + email_message.body
+        # Most club mail is HTML, where a mail program shows no plain-text part: the tester
+        # must see the notice there too.
+        outgoing.alternatives = [
+            _with_html_notice(alternative, test_notice)
+            for alternative in getattr(email_message, "alternatives", [])
+        ]
     outgoing.subject = subject
     message_id = _header(email_message, "message-id")
     if message_id is None:

@@ -130,3 +130,13 @@ def test_message_from_a_domain_without_a_key_is_not_signed(servers, direct, club
     dkim_key_generate(domain="other.example")
     send_mail("Plain", "Body", "info@club.example", ["a@golf.example"])
     assert b"DKIM-Signature" not in club_sink.received[0].content
+
+
+def test_test_mode_notice_is_in_the_html_part_too(servers, test_mode, club_sink):
+    message = EmailMultiAlternatives("News", "", "info@club.example", ["a@golf.example"])
+    message.attach_alternative("<html><body><p>Hello & welcome</p></body></html>", "text/html")
+    message.send()
+    html = club_sink.received[0].message.get_body(("html",)).get_content()
+    notice_at = html.index("TEST MODE: this message was sent only to tester@club.example.")
+    assert html.index("<body>") < notice_at < html.index("<p>Hello & welcome</p>")
+    assert "a@golf.example" in html[notice_at:]
