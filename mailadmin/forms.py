@@ -33,6 +33,12 @@ class JsonObjectField(forms.JSONField):
         "not_object": _('Enter a JSON object, e.g. {"member": {"first_name": "Anne"}}.'),
     }
 
+    def prepare_value(self, value):
+        # An empty box stays empty instead of showing "null".
+        if value is None:
+            return ""
+        return super().prepare_value(value)
+
     def to_python(self, value):
         converted = super().to_python(value)
         if converted in (None, ""):

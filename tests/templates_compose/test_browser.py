@@ -78,6 +78,9 @@ def test_preview_follows_typing_then_compose_in_test_mode_lands_in_history(
 
     page.goto(f"{live_server.url}/compose/?template={template.pk}")
     page.fill("#id_recipients", "anne@members.example\nbruno@members.example")
+    page.click("input[name=_preview]")
+    expect(page.locator("#mail-preview")).to_contain_text("Convocation de Anne")
+    page.screenshot(path=ARTIFACTS / "compose-preview.png", full_page=True)
     page.click("input[name=_send]")
     page.wait_for_selector("button[name=_send_test]")
     assert page.locator("button[name=_send_real]").count() == 0

@@ -1,5 +1,7 @@
 """The compose page end to end: the routing backend, direct delivery, a real SMTP sink."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -215,3 +217,12 @@ def test_without_any_server_nothing_is_recorded_and_the_reason_is_shown(
     )
     assert "No active SMTP server can send mail" in response.content.decode()
     assert not OutgoingMessage.objects.exists()
+
+
+def test_an_empty_json_box_stays_empty_after_a_preview(
+    client, staff, french_template, club_server, direct_delivery
+):
+    client.force_login(staff)
+    page = compose_post(client, french_template, _preview="1").content.decode()
+    assert ">null</textarea>" not in page
+    assert re.search(r'id="id_context_json">\s*</textarea>', page)
