@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
+from smtpconfig.delivery import message_cancel, message_retry_now
 from smtpconfig.direct import messages_resend
 from smtpconfig.mail_settings import mail_settings_update
 from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
@@ -66,7 +67,7 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
     search_fields = ("subject", "message_id", "recipients__email", "from_email", "original_from")
     date_hierarchy = "created_at"
     inlines = [RecipientInline]
-    actions = ["resend"]
+    actions = ["resend", "cancel", "retry_now"]
     fieldsets = (
         (_("Story"), {"fields": ("story",)}),
         (
@@ -206,6 +207,56 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
                 % {"count": skipped},
                 messages.WARNING,
             )
+
+    def _apply(self, request, queryset, *, verb, allowed, done_message):
+        """Apply one staff verb to the selected messages it applies to; report the rest."""
+        applicable = list(queryset.filter(status__in=allowed))
+        for message in applicable:
+            verb(message=message, user=request.user)
+        if applicable:
+            self.message_user(request, done_message(len(applicable)), messages.SUCCESS)
+        skipped = queryset.count() - len(applicable)
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was left as it was: the action does not apply to it.",
+                    "%(count)d messages were left as they were: the action does not apply to them.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Cancel queued or deferred messages"), permissions=["resend"])
+    def cancel(self, request, queryset):
+        self._apply(
+            request,
+            queryset,
+            verb=message_cancel,
+            allowed=(OutgoingMessage.Status.QUEUED, OutgoingMessage.Status.DEFERRED),
+            done_message=lambda count: (
+                ngettext("%(count)d message cancelled.", "%(count)d messages cancelled.", count)
+                % {"count": count}
+            ),
+        )
+
+    @admin.action(description=_("Retry deferred messages now"), permissions=["resend"])
+    def retry_now(self, request, queryset):
+        self._apply(
+            request,
+            queryset,
+            verb=message_retry_now,
+            allowed=(OutgoingMessage.Status.DEFERRED,),
+            done_message=lambda count: (
+                ngettext(
+                    "%(count)d message will be retried at once.",
+                    "%(count)d messages will be retried at once.",
+                    count,
+                )
+                % {"count": count}
+            ),
+        )
 
 
 class MailSettingsForm(forms.ModelForm):

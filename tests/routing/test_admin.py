@@ -1,7 +1,11 @@
 """The outbox admin tells each message's story; staff resend; the settings singleton."""
 
+from datetime import timedelta
+
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.mail import EmailMessage, send_mail, send_mass_mail
+from django.utils import timezone
 
 from blacklist.models import BlacklistEntry
 from smtpconfig.exceptions import DeliveryFailed
@@ -148,3 +152,45 @@ def test_banner_shows_on_every_admin_page_while_test_mode_is_on(admin_browser):
         content = admin_browser.get(page).content.decode()
         assert "Test mode is on." in content, page
         assert "tester@club.example" in content
+
+
+def test_cancel_and_retry_now_apply_where_they_may_and_record_who(servers, admin_browser):
+    send_mass_mail(
+        [
+            ("Queued", "Body", "info@club.example", ["a@golf.example"]),
+            ("Deferred", "Body", "info@club.example", ["b@golf.example"]),
+        ]
+    )
+    queued = OutgoingMessage.objects.get(subject="Queued")
+    deferred = OutgoingMessage.objects.get(subject="Deferred")
+    later = timezone.now() + timedelta(hours=1)
+    OutgoingMessage.objects.filter(pk=deferred.pk).update(status="deferred", next_attempt_at=later)
+
+    response = admin_browser.post(
+        CHANGELIST,
+        {"action": "retry_now", "_selected_action": [queued.pk, deferred.pk]},
+        follow=True,
+    )
+    texts = [str(message) for message in response.context["messages"]]
+    assert "1 message will be retried at once." in texts
+    assert "1 message was left as it was: the action does not apply to it." in texts
+    deferred.refresh_from_db()
+    assert deferred.next_attempt_at < later
+    assert deferred.events.get(kind=MessageEvent.Kind.RETRY_NOW).user == admin_browser.user
+
+    admin_browser.post(CHANGELIST, {"action": "cancel", "_selected_action": [queued.pk]})
+    queued.refresh_from_db()
+    assert queued.status == OutgoingMessage.Status.CANCELLED
+    assert queued.events.get(kind=MessageEvent.Kind.CANCELLED).user == admin_browser.user
+
+
+def test_staff_without_the_resend_permission_see_no_actions(servers, client, django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_outgoingmessage"))
+    client.force_login(viewer)
+    send_mail("Hi", "Body", "info@club.example", ["a@golf.example"])
+    response = client.get(CHANGELIST)
+    assert response.status_code == 200
+    # Resend, cancel and retry-now are all the outbox offers: without the permission, no
+    # action form at all.
+    assert response.context["action_form"] is None
