@@ -30,7 +30,8 @@ DEFAULTS = {
     "OAUTH_GOOGLE_TOKEN_URI": "https://oauth2.googleapis.com/token",
     # CA bundle (path) trusted for the token endpoints; None: the usual public CAs.
     "OAUTH_CA_BUNDLE": None,
-    "OAUTH_TIMEOUT": 20,
+    # Seconds per token request; on SQLite other writers wait while it runs (see oauth.py).
+    "OAUTH_TIMEOUT": 10,
 }
 
 

@@ -445,7 +445,9 @@ def oauth_token_get(*, server: SmtpServer) -> Secret:
             # Another worker fetched it while this one waited for the lock.
             return row.access_token
         # The token request runs under the row lock on purpose: the other workers wait
-        # a moment and reuse this token instead of each asking the provider.
+        # a moment and reuse this token instead of each asking the provider. (SQLite has no
+        # row locks: its transactions begin IMMEDIATE, so there every writer waits; this
+        # happens about once an hour and lasts at most OAUTH_TIMEOUT.)
         fresh = oauth_token_request(server=server)
         row.access_token = fresh.token
         row.expires_at = fresh.expires_at

@@ -59,8 +59,8 @@ def xoauth2_peer(token_endpoint):
     """A factory of running XOAUTH2 SMTP servers checking tokens with ``token_endpoint``."""
     peers = []
 
-    def start(style="microsoft") -> XOAuth2Peer:
-        peer = XOAuth2Peer(issuer=token_endpoint, style=style).start()
+    def start(style="microsoft", tls_context=None) -> XOAuth2Peer:
+        peer = XOAuth2Peer(issuer=token_endpoint, style=style, tls_context=tls_context).start()
         peers.append(peer)
         return peer
 

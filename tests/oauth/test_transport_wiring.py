@@ -3,10 +3,12 @@
 import pytest
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
+from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed, SmtpConnection, smtp_backend_for
 from smtpconfig.xoauth2 import XOAuth2EmailBackend
 from tests.oauth.conftest import CLIENT_ID, MAILBOX, TENANT_ID
+from tests.smtp_sink import self_signed_tls_context
 
 pytestmark = [
     pytest.mark.django_db,
@@ -80,3 +82,24 @@ def test_an_unreachable_token_endpoint_is_a_temporary_outcome(
         SmtpConnection(server).open()
 
     assert caught.value.outcome == Outcome.TEMPORARY
+
+
+def test_xoauth2_after_starttls_as_on_port_587(
+    microsoft_server, token_endpoint, xoauth2_peer, tmp_path, settings
+):
+    (tmp_path / "smtp").mkdir()
+    context, cert_path = self_signed_tls_context(tmp_path / "smtp")
+    settings.MAILADMIN = {**settings.MAILADMIN, "SMTP_CA_FILE": cert_path}
+    peer = xoauth2_peer(tls_context=context)
+    server = microsoft_server(peer=peer)
+    SmtpServer.objects.filter(pk=server.pk).update(security=SmtpServer.Security.STARTTLS)
+    server.refresh_from_db()
+
+    connection = SmtpConnection(server)
+    connection.open()
+    result = connection.send(envelope_from=MAILBOX, recipients=["member@example.org"], raw=RAW)
+    connection.close()
+
+    assert result.outcome == Outcome.ACCEPTED
+    assert peer.handler.auth_attempts == [(MAILBOX, True)]
+    assert len(peer.received) == 1

@@ -65,19 +65,24 @@ class XOAuth2Handler(SinkHandler):
 class XOAuth2Peer:
     """A running SMTP server requiring XOAUTH2; ``received`` lists what it accepted."""
 
-    def __init__(self, *, issuer: TokenEndpoint, style: str = "microsoft"):
+    def __init__(self, *, issuer: TokenEndpoint, style: str = "microsoft", tls_context=None):
+        """With ``tls_context``, STARTTLS is required before AUTH, as on port 587 of both
+        services; without it, AUTH is offered in the clear (loopback only)."""
         self.handler = XOAuth2Handler(issuer=issuer, style=style)
         self.host = "127.0.0.1"
         self.port = free_port()
+        tls = {}
+        if tls_context is not None:
+            tls = {"tls_context": tls_context, "require_starttls": True}
         self.controller = Controller(
             self.handler,
             hostname=self.host,
             port=self.port,
             ready_timeout=10,
             auth_required=True,
-            # Loopback only: the tests do not add STARTTLS to what they prove.
-            auth_require_tls=False,
+            auth_require_tls=tls_context is not None,
             auth_exclude_mechanism=["LOGIN", "PLAIN"],
+            **tls,
         )
 
     @property
