@@ -447,7 +447,7 @@ def oauth_token_get(*, server: SmtpServer) -> Secret:
         # The token request runs under the row lock on purpose: the other workers wait
         # a moment and reuse this token instead of each asking the provider. (SQLite has no
         # row locks: its transactions begin IMMEDIATE, so there every writer waits; this
-        # happens about once an hour and lasts at most OAUTH_TIMEOUT.)
+        # happens about once an hour, each request bounded by OAUTH_TIMEOUT.)
         fresh = oauth_token_request(server=server)
         row.access_token = fresh.token
         row.expires_at = fresh.expires_at
