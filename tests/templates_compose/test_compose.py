@@ -226,3 +226,17 @@ def test_an_empty_json_box_stays_empty_after_a_preview(
     page = compose_post(client, french_template, _preview="1").content.decode()
     assert ">null</textarea>" not in page
     assert re.search(r'id="id_context_json">\s*</textarea>', page)
+
+
+def test_the_templates_sender_picks_the_server_whose_filter_matches(
+    client, staff, french_template, direct_delivery, smtp_sink, make_server
+):
+    club_sink, default_sink = smtp_sink(), smtp_sink()
+    make_server(sink=club_sink, name="Club domain", from_filter="club.example")
+    make_server(sink=default_sink, name="Default relay", is_default=True)
+    client.force_login(staff)
+    preview = compose_post(client, french_template, _preview="1").content.decode()
+    assert "matched domain club.example on server Club domain" in preview
+    compose_post(client, french_template, _send="1")
+    assert len(club_sink.received) == 2 and default_sink.received == []
+    assert club_sink.received[0].message["From"] == "Golf Club <office@club.example>"
