@@ -49,7 +49,7 @@ OAUTH_METHODS = (SmtpServer.AuthMethod.MICROSOFT_OAUTH2, SmtpServer.AuthMethod.G
 # Token endpoint errors that say "try again later", not "these credentials are wrong".
 _TEMPORARY_ERRORS = {"temporarily_unavailable", "server_error", "internal_failure"}
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$")
-_NEVER_EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
+_LONG_EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class OAuthError(MailadminError):
@@ -437,7 +437,7 @@ def oauth_token_get(*, server: SmtpServer) -> Secret:
         return cached
 
     OAuthToken.objects.get_or_create(
-        server=server, defaults={"access_token": "", "expires_at": _NEVER_EXPIRED}
+        server=server, defaults={"access_token": "", "expires_at": _LONG_EXPIRED}
     )
     with transaction.atomic():
         row = OAuthToken.objects.select_for_update().get(server=server)
