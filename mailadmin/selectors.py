@@ -3,20 +3,33 @@
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
+from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import Recipient
+from smtpconfig.selection import mailbox_parse
 
 HISTORY_PAGE_SIZE = 25
+
+
+def _address_spellings(address: str) -> set[str]:
+    text = address.strip()
+    spellings = {text, text.lower()}
+    try:
+        envelope = mailbox_parse(text, field="To").envelope
+    except InvalidMessage:
+        # Not an address the backend could have recorded: the plain forms still match.
+        return spellings
+    return spellings | {envelope}
 
 
 def recipient_history(*, address: str) -> QuerySet[Recipient]:
     """Every recipient row of ``address``, newest message first, with what its page shows.
 
-    Matching ignores case; the index on ``email`` serves the lower-case form the outbox
-    stores, and the address as typed when it was stored differently.
+    The outbox stores an address as the backend's envelope form (local part as written,
+    domain in lower-case IDNA); the address is looked up in that form, as typed and in lower
+    case, so the ``email`` index serves the query whatever the size of the history.
     """
-    variants = {address.strip(), address.strip().lower()}
     return (
-        Recipient.objects.filter(email__in=variants)
+        Recipient.objects.filter(email__in=_address_spellings(address))
         .select_related("message", "message__server", "blacklist_entry")
         .order_by("-message__created_at", "-message_id", "id")
     )

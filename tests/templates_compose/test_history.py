@@ -150,3 +150,14 @@ def test_the_lookup_box_opens_the_history_of_the_typed_address(client, staff, db
     assert response["Location"] == f"/history/{MEMBER}/"
     bad = client.get(reverse("mailadmin_history_lookup"), {"address": "not-an-address"})
     assert bad.status_code == 200 and "Enter a valid email address." in bad.content.decode()
+
+
+def test_the_domain_may_be_typed_in_any_case_and_unicode(
+    client, staff, french_template, club_server, db
+):
+    template_message(
+        name="convocation", language="fr", context={}, to=["Zoe.Martin@Clüb.Example"]
+    ).send()
+    client.force_login(staff)
+    page = history(client, address="Zoe.Martin@clüb.example").content.decode()
+    assert "Convocation de" in page and "No mail has been sent" not in page
