@@ -16,6 +16,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from blacklist.models import BlacklistEntry
 from blacklist.normalize import normalize_address
 from blacklist.selectors import blacklist_entry_get
+from mailadmin.auditing import AuditAction, audit_record
 
 # The length of simple_history's ``history_change_reason`` column.
 CHANGE_REASON_MAX_LENGTH = 100
@@ -162,8 +163,18 @@ def blacklist_change(
 
 def blacklist_remove(*, entry: BlacklistEntry, acting_user=None, change_reason: str = "") -> None:
     """Take ``entry`` off the blacklist; its history keeps who removed it, when and why."""
-    _record(entry, acting_user=acting_user, change_reason=change_reason or gettext("Removed"))
-    entry.delete()
+    reason = change_reason or gettext("Removed")
+    _record(entry, acting_user=acting_user, change_reason=reason)
+    with transaction.atomic():
+        # Removing an entry lets mail reach that address again: a security-relevant change.
+        audit_record(
+            action=AuditAction.BLACKLIST_REMOVED,
+            obj=entry,
+            before={"email": entry.email, "reason": entry.reason, "source": entry.source},
+            after={"removed_because": reason},
+            user=acting_user,
+        )
+        entry.delete()
 
 
 def blacklist_import(
