@@ -13,7 +13,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailadmin.security.ratelimit import test_action_rate_limited
-from smtpconfig import admin_outbox  # noqa: F401  (registers the outbox and settings admins)
+from smtpconfig import (
+    admin_deliverability,  # noqa: F401  (DKIM keys, service events)
+    admin_outbox,  # noqa: F401  (registers the outbox and settings admins)
+)
 from smtpconfig.diagnostics import server_connection_test, server_test_mail_send
 from smtpconfig.exceptions import ServerChangeRefused
 from smtpconfig.forms import DiagnosticMailForm, SmtpServerForm
