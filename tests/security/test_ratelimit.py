@@ -1,0 +1,41 @@
+"""Per-user rate limit of "Test connection" and "Send test mail"."""
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from mailadmin.security import ratelimit
+from mailadmin.security.ratelimit import rate_limit_hit
+from tests.security.conftest import verified_client
+
+
+def test_the_limit_counts_per_key():
+    hits = [rate_limit_hit(key="a", limit=3, period=600) for _ in range(5)]
+    assert hits == [False, False, False, True, True]
+    assert rate_limit_hit(key="b", limit=3, period=600) is False
+
+
+def test_a_zero_limit_refuses_at_once():
+    assert rate_limit_hit(key="zero", limit=0, period=600) is True
+
+
+@pytest.mark.django_db
+@override_settings(MAILADMIN={**settings.MAILADMIN, "TEST_ACTION_LIMIT": 2})
+def test_each_user_and_action_has_its_own_budget(administrator, staff_member):
+    assert not ratelimit.test_action_rate_limited(user=administrator, action="test_connection")
+    assert not ratelimit.test_action_rate_limited(user=administrator, action="test_connection")
+    assert ratelimit.test_action_rate_limited(user=administrator, action="test_connection")
+    assert not ratelimit.test_action_rate_limited(user=administrator, action="send_test_mail")
+    assert not ratelimit.test_action_rate_limited(user=staff_member, action="test_connection")
+
+
+@pytest.mark.django_db
+@override_settings(MAILADMIN={**settings.MAILADMIN, "TEST_ACTION_LIMIT": 2})
+def test_test_connection_in_the_admin_is_rate_limited(make_server, sink, administrator):
+    server = make_server(sink=sink, name="Relay")
+    client = verified_client(Client(), administrator)
+    url = reverse("admin:smtpconfig_smtpserver_test_connection", args=[server.pk])
+    pages = [client.post(url, follow=True).content.decode() for _ in range(3)]
+    refusal = "Too many tests in a short time"
+    assert [refusal in page for page in pages] == [False, False, True]
