@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailadmin.auditing import AuditAction, audit_record
+from smtpconfig.crypto import Secret
 from smtpconfig.exceptions import ServerChangeRefused
 from smtpconfig.models import SmtpServer
 from smtpconfig.validation import FromFilterError, parse_from_filter
@@ -43,7 +44,8 @@ def _password_apply(*, server: SmtpServer, password: str | None, clear_password:
     if clear_password:
         server.password = ""
     elif password:
-        server.password = password
+        # Wrapped at once, so a traceback or a log of the object shows no plaintext.
+        server.password = Secret(password)
 
 
 def server_create(
@@ -136,8 +138,26 @@ def server_set_default(*, server: SmtpServer, acting_user=None) -> SmtpServer:
     return server
 
 
-def _default_deletion_refusal(*, servers: list[SmtpServer]) -> ServerChangeRefused | None:
-    """The refusal if deleting ``servers`` would leave servers behind without a default."""
+def _deletion_refusal(*, servers: list[SmtpServer]) -> ServerChangeRefused | None:
+    """Why deleting ``servers`` together is refused, or ``None``.
+
+    Refused when the default server would go while others remain, and for a server the
+    outbox has messages of (their history names it).
+    """
+    used = (
+        SmtpServer.objects.filter(pk__in=[server.pk for server in servers], messages__isnull=False)
+        .order_by("name")
+        .first()
+    )
+    if used is not None:
+        return ServerChangeRefused(
+            _(
+                "“%(server)s” has messages in the outbox, whose history names it, and cannot be "
+                "deleted. Deactivate it instead."
+            )
+            % {"server": used.name},
+            server_name=used.name,
+        )
     default = next((server for server in servers if server.is_default), None)
     if default is None:
         return None
@@ -157,20 +177,16 @@ def _default_deletion_refusal(*, servers: list[SmtpServer]) -> ServerChangeRefus
 
 def servers_deletion_refusal(*, servers: Iterable[SmtpServer]) -> ServerChangeRefused | None:
     """Why ``servers`` may not be deleted together, or ``None`` if they may."""
-    return _default_deletion_refusal(servers=list(servers))
+    return _deletion_refusal(servers=list(servers))
 
 
 def servers_delete(*, servers: Iterable[SmtpServer], acting_user=None) -> int:
-    """Delete ``servers`` together; refused if the default would go while others remain.
-
-    A server that messages were sent through is protected by the outbox
-    (``ProtectedError``): deactivate it instead.
-    """
+    """Delete ``servers`` together; ``ServerChangeRefused`` as ``servers_deletion_refusal``."""
     with transaction.atomic():
         locked = list(
             SmtpServer.objects.select_for_update().filter(pk__in=[server.pk for server in servers])
         )
-        refusal = _default_deletion_refusal(servers=locked)
+        refusal = _deletion_refusal(servers=locked)
         if refusal is not None:
             raise refusal
         for server in locked:
