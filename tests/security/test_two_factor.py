@@ -198,3 +198,10 @@ def test_the_codes_computed_here_are_the_rfc_6238_ones():
     check = TOTP(b"12345678901234567890", step=30, t0=0, digits=8)
     check.time = 59
     assert check.token() == 94287082
+
+
+def test_every_admin_page_links_to_the_two_factor_page(staff_member):
+    client = Client()
+    sign_in(client, "bob")
+    page = client.get(ADMIN_INDEX).content.decode()
+    assert f'href="{reverse("security:two_factor")}"' in page
