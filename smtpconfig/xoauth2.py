@@ -89,6 +89,14 @@ class XOAuth2EmailBackend(DjangoSmtpBackend):
         return True
 
     def _authenticate(self, token: str) -> None:
+        if not self.mailbox.isascii():
+            # XOAUTH2 carries the user in ASCII; smtplib would fail with an encoding error.
+            raise CredentialsRejected(
+                _("The mailbox address %(mailbox)s cannot sign in with OAuth2: use its ASCII form.")
+                % {"mailbox": self.mailbox},
+                provider=str(self.server.get_auth_method_display()),
+                error="mailbox_not_ascii",
+            )
         self.connection.ehlo_or_helo_if_needed()
         try:
             self._auth(token)

@@ -226,3 +226,15 @@ def test_open_reports_a_new_connection_once(microsoft_server, token_endpoint, xo
     assert backend.open() is False
     backend.close()
     assert backend.connection is None
+
+
+def test_a_non_ascii_mailbox_is_rejected_before_any_auth(
+    microsoft_server, token_endpoint, xoauth2_peer
+):
+    peer = xoauth2_peer()
+    server = microsoft_server(peer=peer)
+    server.username = "sekretariat@golfclub-müritz.example"
+
+    with pytest.raises(CredentialsRejected, match="ASCII"):
+        backend_for(server).open()
+    assert peer.handler.auth_attempts == []
