@@ -26,6 +26,8 @@ EMAIL_COLUMN = "email"
 # Existing entries are looked up in chunks: one IN list per chunk stays far below the
 # databases' limits on query parameters, whatever the size of the file.
 LOOKUP_CHUNK = 500
+# The preview shows the first rows that add or change an entry, and counts the rest.
+PREVIEW_ROWS = 200
 
 
 class ImportRefused(Exception):
@@ -125,7 +127,9 @@ class BlacklistImportResource(resources.ModelResource):
         fields = ("email", "reason", "note")
         import_id_fields = ("email",)
         instance_loader_class = AddressInstanceLoader
-        skip_unchanged = True
+        # Unchanged rows are recognised by comparing the two editable values (skip_row), which
+        # is much cheaper on a large file than the library's deep copy and HTML diff per row.
+        skip_diff = True
         report_skipped = False
         use_bulk = True
         batch_size = 1000
@@ -146,6 +150,7 @@ class BlacklistImportResource(resources.ModelResource):
                 _("The file has no “email” column (columns found: %(found)s).") % {"found": found}
             )
         self.repeated_rows, self.conflicting_rows = _repeated_rows(dataset)
+        self.previewed = 0
 
     def before_import_row(self, row, **kwargs):
         self.row_number = kwargs["row_number"]
@@ -167,10 +172,27 @@ class BlacklistImportResource(resources.ModelResource):
                 params={"line": self.line_numbers[self.conflicting_rows[index]]},
             )
 
+    def after_init_instance(self, instance, new, row, **kwargs):
+        self.instance = instance
+        self.stored_values = None if new else (instance.reason, instance.note)
+
     def skip_row(self, instance, original, row, import_validation_errors=None):
-        if self.row_number - 1 in self.repeated_rows and not import_validation_errors:
+        if import_validation_errors:
+            return False
+        if self.row_number - 1 in self.repeated_rows:
             return True
-        return super().skip_row(instance, original, row, import_validation_errors)
+        return self.stored_values == (instance.reason, instance.note)
+
+    def after_import_row(self, row, row_result, **kwargs):
+        if row_result.import_type in ("new", "update") and self.previewed < PREVIEW_ROWS:
+            self.previewed += 1
+            entry = self.instance
+            before = self.stored_values or ("", "")
+            row_result.diff = [
+                entry.email,
+                _before_after(before[0] and _reason_label(before[0]), _reason_label(entry.reason)),
+                _before_after(before[1], entry.note),
+            ]
 
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         self._write(using_transactions, dry_run, raise_errors, batch_size, result, new=True)
@@ -180,7 +202,9 @@ class BlacklistImportResource(resources.ModelResource):
 
     def _write(self, using_transactions, dry_run, raise_errors, batch_size, result, *, new):
         pending = self.create_instances if new else self.update_instances
-        if not pending or not (using_transactions or not dry_run):
+        if not pending or dry_run:
+            # The preview writes nothing: every row was already checked, and an address
+            # listed meanwhile is caught when the confirmed import writes.
             pending.clear()
             return
         try:
@@ -235,6 +259,14 @@ class BlacklistExportResource(BlacklistImportResource):
 
     def dehydrate_created_by(self, entry):
         return entry.created_by.get_username() if entry.created_by else ""
+
+
+def _reason_label(code: str) -> str:
+    return str(dict(BlacklistEntry.Reason.choices).get(code, code))
+
+
+def _before_after(before: str, after: str) -> str:
+    return after if before in ("", after) else f"{before} → {after}"
 
 
 def _repeated_rows(dataset) -> tuple[set[int], dict[int, int]]:
