@@ -1,0 +1,113 @@
+"""In Chromium: picking a preset fills the new server's fields, under the site's CSP."""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from smtpconfig.models import SmtpServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (scripts/ensure-chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls stay
+    # plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def admin_page(browser, live_server, admin_user):
+    """A page signed in as a superuser who has passed the second factor."""
+    client = Client()
+    client.force_login(admin_user)
+    device = TOTPDevice.objects.create(user=admin_user, name="Authenticator app", confirmed=True)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    context = browser.new_context(locale="en")
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": session.session_key,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    violations = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.csp_violations = violations
+    return page
+
+
+def test_preset_fills_the_fields_without_a_reload(admin_page, live_server):
+    add_url = f"{live_server.url}/admin/smtpconfig/smtpserver/add/"
+    admin_page.goto(add_url)
+    assert admin_page.locator("#preset-information").is_hidden()
+
+    admin_page.click("a[data-preset=office365]")
+
+    assert admin_page.url == add_url  # filled by the script, not by a reload
+    assert admin_page.input_value("#id_host") == "smtp.office365.com"
+    assert admin_page.input_value("#id_port") == "587"
+    assert admin_page.input_value("#id_security") == "starttls"
+    assert admin_page.is_checked("#id_use_auth")
+    assert admin_page.input_value("#id_limit_period") == "day"
+    assert admin_page.input_value("#id_limit_count") == "10000"
+    information = admin_page.locator("#preset-information")
+    assert information.is_visible()
+    assert "10,000 recipients per day, 30 messages per minute" in information.inner_text()
+    assert "hosted mail domain" in admin_page.locator("#preset-warning").inner_text()
+
+    admin_page.click("a[data-preset=generic]")
+
+    assert admin_page.input_value("#id_host") == ""
+    assert admin_page.input_value("#id_limit_period") == "none"
+    assert admin_page.input_value("#id_limit_count") == ""
+    assert admin_page.locator("#preset-information").is_hidden()
+    assert admin_page.csp_violations == []
+
+
+def test_server_saved_from_a_preset(admin_page, live_server):
+    admin_page.goto(f"{live_server.url}/admin/smtpconfig/smtpserver/add/")
+    admin_page.click("a[data-preset=google]")
+    admin_page.fill("#id_name", "Workspace")
+    admin_page.fill("#id_sender_email", "office@club.example")
+    admin_page.fill("#id_username", "office@club.example")
+    admin_page.fill("#id_new_password", "App-Password-1")
+    admin_page.click("input[name=_save]")
+
+    admin_page.locator(".messagelist .success").wait_for()
+    server = SmtpServer.objects.get()
+    assert (server.host, server.port, server.limit_count) == ("smtp.gmail.com", 587, 2000)
+    assert server.is_default
+    assert "★" in admin_page.locator("td.field-default_star").first.inner_text()
+    assert admin_page.csp_violations == []
