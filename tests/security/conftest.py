@@ -1,9 +1,10 @@
 """Users in each role, real sign-ins through the admin login, TOTP codes computed here."""
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
@@ -15,11 +16,16 @@ PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Rate-limit counters live in the cache, which may be Redis shared between runs.
-    cache.clear()
-    yield
-    cache.clear()
+def _own_cache(settings):
+    # Rate-limit counters live in the cache. With REDIS_URL that is a Redis database other
+    # tests and runs share, and clearing it would flush them all: each test gets its own
+    # memory cache instead (test_ratelimit covers Redis itself).
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"security-tests-{uuid.uuid4()}",
+        }
+    }
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
 """Per-user rate limit of "Test connection" and "Send test mail"."""
 
+import os
+import uuid
+
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -39,3 +43,17 @@ def test_test_connection_in_the_admin_is_rate_limited(make_server, sink, adminis
     pages = [client.post(url, follow=True).content.decode() for _ in range(3)]
     refusal = "Too many tests in a short time"
     assert [refusal in page for page in pages] == [False, False, True]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_the_limit_holds_in_redis_shared_by_every_web_process(settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": f"mailadmin-test-{uuid.uuid4()}",
+        }
+    }
+    hits = [rate_limit_hit(key="redis", limit=2, period=60) for _ in range(4)]
+    assert hits == [False, False, True, True]
+    caches["default"].delete("ratelimit:redis")
