@@ -11,8 +11,7 @@ from django.views.decorators.http import require_POST
 
 from mailadmin.forms import MailTemplateForm, TemplatePreviewForm
 from mailadmin.models import MailTemplate
-from mailadmin.services import TemplateExists, template_duplicate, template_route_describe
-from mailadmin.templating import TemplateRenderError, template_render
+from mailadmin.services import TemplateExists, template_duplicate, template_preview
 
 PREVIEW_FRAGMENT = "mailadmin/template_preview.html"
 PREVIEW_PAGE = "admin/mailadmin/mailtemplate/preview.html"
@@ -50,20 +49,6 @@ def _duplicate_action(language: str):
     return duplicate
 
 
-def _preview_of(template: MailTemplate, sample_context: dict) -> dict:
-    """What the preview panel shows for ``template`` rendered with ``sample_context``."""
-    try:
-        rendered = template_render(template=template, context=sample_context, preview=True)
-    except TemplateRenderError as error:
-        return {"preview_error": str(error)}
-    return {
-        "preview": rendered,
-        "route": template_route_describe(
-            sender_email=template.sender_email, reply_to=template.reply_to
-        ),
-    }
-
-
 @admin.register(MailTemplate)
 class MailTemplateAdmin(admin.ModelAdmin):
     form = MailTemplateForm
@@ -91,12 +76,16 @@ class MailTemplateAdmin(admin.ModelAdmin):
         template = self.get_object(request, unquote(object_id))
         extra = dict(extra_context or {})
         if template is not None:
-            extra.update(_preview_of(template, template.sample_context or {}))
+            extra["mail_preview"] = template_preview(
+                template=template, context=template.sample_context or {}
+            )
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def add_view(self, request, form_url="", extra_context=None):
         extra = dict(extra_context or {})
-        extra.update(_preview_of(MailTemplate(subject="", body_text=""), {}))
+        extra["mail_preview"] = template_preview(
+            template=MailTemplate(subject="", body_text=""), context={}
+        )
         return super().add_view(request, form_url, extra_context=extra)
 
     def preview_view(self, request):
@@ -113,7 +102,9 @@ class MailTemplateAdmin(admin.ModelAdmin):
         form = TemplatePreviewForm(request.POST)
         context = {"preview_form": form}
         if form.is_valid():
-            context.update(_preview_of(form.template(), form.cleaned_data["sample_context"]))
+            context["mail_preview"] = template_preview(
+                template=form.template(), context=form.cleaned_data["sample_context"]
+            )
         if request.POST.get("_fragment"):
             return TemplateResponse(request, PREVIEW_FRAGMENT, context)
         context.update(

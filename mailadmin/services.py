@@ -10,7 +10,12 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from mailadmin.models import MailTemplate
-from mailadmin.templating import template_email
+from mailadmin.templating import (
+    RenderedMail,
+    TemplateRenderError,
+    template_email,
+    template_render,
+)
 from smtpconfig.exceptions import (
     ConfigurationError,
     InvalidMessage,
@@ -91,6 +96,25 @@ def template_route_describe(*, sender_email: str, reply_to: str = "") -> RouteDe
         reason=route.reason,
         from_rewritten=route.from_rewritten,
     )
+
+
+@dataclass(frozen=True)
+class TemplatePreview:
+    """What a preview shows: the rendered mail and its server, or why it cannot render."""
+
+    rendered: RenderedMail | None = None
+    route: RouteDescription | None = None
+    error: str = ""
+
+
+def template_preview(*, template: MailTemplate, context: dict) -> TemplatePreview:
+    """``template`` rendered for a preview (missing values marked) and the server sending it."""
+    try:
+        rendered = template_render(template=template, context=context, preview=True)
+    except TemplateRenderError as error:
+        return TemplatePreview(error=str(error))
+    route = template_route_describe(sender_email=template.sender_email, reply_to=template.reply_to)
+    return TemplatePreview(rendered=rendered, route=route)
 
 
 def _message_domain(template: MailTemplate) -> str:

@@ -31,6 +31,7 @@ from django.template.defaulttags import (
 )
 from django.template.loader_tags import BlockNode, ExtendsNode, IncludeNode
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailadmin.models import MailTemplate
@@ -142,7 +143,8 @@ def _compile(engine: Engine, template: MailTemplate, field_name: str):
         return engine.from_string(getattr(template, field_name))
     except TemplateSyntaxError as error:
         raise TemplateRenderError(
-            f"Template {template} cannot be rendered: {field_name}: {error}",
+            gettext("The template %(template)s cannot be rendered (%(field)s): %(error)s")
+            % {"template": template, "field": field_name, "error": error},
             template=template,
             field_name=field_name,
         ) from error
@@ -180,7 +182,9 @@ def template_find(*, name: str, language: str | None = None) -> MailTemplate:
     """
     candidates = list(MailTemplate.objects.filter(name=name).order_by("language"))
     if not candidates:
-        raise TemplateNotFound(f"No mail template is named {name!r}.", name=name)
+        raise TemplateNotFound(
+            gettext("No mail template is named “%(name)s”.") % {"name": name}, name=name
+        )
     by_language = {template.language: template for template in candidates}
     for wanted in (language, settings.LANGUAGE_CODE):
         if wanted and wanted.split("-")[0].lower() in by_language:
@@ -214,8 +218,11 @@ def template_email(
         addresses = [*to, *cc, *bcc]
         if len(addresses) != 1:
             raise BulkRecipientsError(
-                f"The bulk template {template} carries a personal unsubscribe link: send it to "
-                f"one address per message, not {len(addresses)}.",
+                gettext(
+                    "The bulk template %(template)s carries a personal unsubscribe link: "
+                    "send it to one address per message, not %(count)d."
+                )
+                % {"template": template, "count": len(addresses)},
                 template=template,
             )
         headers = unsubscribe_headers(address=addresses[0])

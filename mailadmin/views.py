@@ -13,8 +13,7 @@ from mailadmin.forms import ComposeForm, HistoryLookupForm, context_as_json
 from mailadmin.history import recipient_reason
 from mailadmin.models import MailTemplate
 from mailadmin.selectors import recipient_history_page
-from mailadmin.services import compose_send, template_route_describe
-from mailadmin.templating import template_render
+from mailadmin.services import compose_send, template_preview
 from smtpconfig.exceptions import MailadminError
 from smtpconfig.models import MailSettings, OutgoingMessage
 
@@ -65,12 +64,7 @@ def compose(request):
     template = form.cleaned_data["template"]
     recipients = form.cleaned_data["recipients"]
     context = form.context()
-    preview = template_render(template=template, context=context, preview=True)
-    page.update(
-        form=form,
-        preview=preview,
-        route=template_route_describe(sender_email=template.sender_email),
-    )
+    page.update(form=form, mail_preview=template_preview(template=template, context=context))
 
     wants_real = SEND_REAL in request.POST
     if wants_real or SEND_TEST in request.POST:

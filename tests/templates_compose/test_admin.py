@@ -119,3 +119,13 @@ def test_duplicate_into_german_and_skip_existing(logged_in, french_template):
     assert MailTemplate.objects.filter(name="convocation", language="de").exists()
     assert "1 template(s) copied" in page
     assert "already exists in German" in page
+
+
+def test_a_template_broken_outside_the_editor_shows_why_instead_of_failing(logged_in):
+    broken = MailTemplate.objects.create(
+        name="broken", language="en", subject="Hi", body_text="{% if x %}"
+    )
+    url = reverse("admin:mailadmin_mailtemplate_change", args=[broken.pk])
+    response = logged_in.get(url)
+    assert response.status_code == 200
+    assert "cannot be rendered (body_text)" in response.content.decode()

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from mailadmin.models import MailTemplate
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 
 MEMBERS = "anne@members.example,\nbruno@members.example"
@@ -240,3 +241,18 @@ def test_the_templates_sender_picks_the_server_whose_filter_matches(
     compose_post(client, french_template, _send="1")
     assert len(club_sink.received) == 2 and default_sink.received == []
     assert club_sink.received[0].message["From"] == "Golf Club <office@club.example>"
+
+
+def test_a_template_broken_outside_the_editor_is_refused_with_the_reason(
+    client, staff, club_server, direct_delivery, sink
+):
+    broken = MailTemplate.objects.create(
+        name="broken", language="en", subject="Hi", body_text="{{ x|nofilter }}"
+    )
+    client.force_login(staff)
+    data = {"template": broken.pk, "recipients": MEMBERS}
+    preview = client.post(reverse("mailadmin_compose"), {**data, "_preview": "1"})
+    assert "cannot be rendered (body_text)" in preview.content.decode()
+    sent = client.post(reverse("mailadmin_compose"), {**data, "_send": "1"}, follow=True)
+    assert "Sending failed:" in sent.content.decode()
+    assert sink.received == [] and not OutgoingMessage.objects.exists()
