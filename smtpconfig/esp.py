@@ -24,8 +24,10 @@ from anymail.backends.sparkpost import EmailBackend as SparkPostBackend
 from anymail.exceptions import (
     AnymailAPIError,
     AnymailConfigurationError,
-    AnymailError,
+    AnymailInvalidAddress,
     AnymailRecipientsRefused,
+    AnymailSerializationError,
+    AnymailUnsupportedFeature,
 )
 from botocore.exceptions import BotoCoreError
 from django.core.exceptions import ValidationError
@@ -33,6 +35,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.translation import gettext_lazy as _
 from requests import RequestException
 
+from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome, classify_reply
 from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult
@@ -125,6 +128,10 @@ _SES_ERROR_OUTCOMES = {
     "AccessDeniedException": Outcome.CREDENTIALS,
     "AccessDenied": Outcome.CREDENTIALS,
 }
+
+
+# What anymail raises for a message no service call can send as it is.
+_MESSAGE_ERRORS = (AnymailInvalidAddress, AnymailUnsupportedFeature, AnymailSerializationError)
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,13 @@ def _provider_id(message_id) -> str:
     return str(message_id)
 
 
+def _http_status(response) -> int | None:
+    """The HTTP status of a service's answer: a requests response or boto3's dict."""
+    if isinstance(response, dict):
+        return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return getattr(response, "status_code", None)
+
+
 def send_result_from_status(*, status, recipients: list[str]) -> EspSendResult:
     """Map anymail's ``AnymailStatus`` to per-recipient results and the message's outcome."""
     by_address = {address.lower(): result for address, result in status.recipients.items()}
@@ -296,7 +310,7 @@ def send_result_from_status(*, status, recipients: list[str]) -> EspSendResult:
         outcome, reply = worst.outcome, worst.reply
     return EspSendResult(
         outcome,
-        None,
+        _http_status(status.esp_response),
         reply,
         results,
         provider_message_id=_provider_id(status.message_id),
@@ -305,10 +319,9 @@ def send_result_from_status(*, status, recipients: list[str]) -> EspSendResult:
 
 def _api_error_result(error: AnymailAPIError) -> EspSendResult:
     response = getattr(error, "response", None)
-    status_code = error.status_code
+    status_code = error.status_code or _http_status(response)
     error_code = ""
     if isinstance(response, dict):  # boto3's ClientError response
-        status_code = status_code or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         error_code = response.get("Error", {}).get("Code", "")
     text = str(error)
     return EspSendResult(
@@ -347,8 +360,9 @@ class EspConnection:
     def send(self, *, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
         """Send ``raw`` to ``recipients``; never raises for what the service answers.
 
-        The service builds its own envelope (its bounce address), so ``envelope_from`` is
-        not passed on.
+        Raises ``InvalidMessage`` (a ``ValueError``) only for what is wrong with the message
+        itself, as ``SmtpConnection.send`` does. The service builds its own envelope (its
+        bounce address), so ``envelope_from`` is not passed on.
         """
         message = email_message_from_raw(raw=raw, recipients=recipients)
         try:
@@ -359,11 +373,19 @@ class EspConnection:
             return _api_error_result(error)
         except AnymailConfigurationError as error:
             return EspSendResult(Outcome.CREDENTIALS, None, str(error))
-        except AnymailError as error:
-            # Invalid address, unsupported feature, unserialisable content: sending the same
-            # message again cannot succeed.
-            return EspSendResult(Outcome.PERMANENT, None, str(error))
+        except (
+            AnymailInvalidAddress,
+            AnymailUnsupportedFeature,
+            AnymailSerializationError,
+        ) as error:
+            # The message itself cannot go through this service, now or later; like
+            # SmtpConnection, say so by raising, and the caller fails this message only.
+            raise InvalidMessage(str(error), value=str(error)) from error
         return send_result_from_status(status=message.anymail_status, recipients=recipients)
+
+    def discard(self) -> None:
+        """Drop the client after an error; the next ``open()`` builds a fresh one."""
+        self.close()
 
     @property
     def is_open(self) -> bool:

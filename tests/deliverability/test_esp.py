@@ -26,6 +26,7 @@ from smtpconfig.esp import (
     esp_credentials_validate,
     send_result_from_status,
 )
+from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed, SendResult
 
@@ -296,6 +297,7 @@ def test_inactive_recipient_is_refused_per_recipient(monkeypatch, make_server):
     )
     result = send(esp_server(make_server, "postmark", {"server_token": "pm-token"}))
     assert result.outcome == Outcome.PERMANENT
+    assert result.code == 422
     assert [(r.email, r.outcome) for r in result.recipients] == [
         ("member@example.test", Outcome.PERMANENT)
     ]
@@ -502,3 +504,18 @@ def test_all_refused_gives_the_message_a_refusal():
 )
 def test_error_classification(status_code, error_code, text, outcome):
     assert classify_esp_error(status_code=status_code, error_code=error_code, text=text) == outcome
+
+
+def test_a_message_the_service_cannot_take_raises_like_smtp(monkeypatch, make_server):
+    """An unparsable From is the message's fault: ``InvalidMessage``, and nothing is posted."""
+    http = CannedHttp(monkeypatch)
+    raw = b"From: office@@club..test, <>\r\nTo: member@example.test\r\nSubject: x\r\n\r\nbody\r\n"
+    connection = EspConnection(esp_server(make_server, "postmark", {"server_token": "t"}))
+    connection.open()
+    with pytest.raises(InvalidMessage):
+        connection.send(
+            envelope_from="office@club.test", recipients=["member@example.test"], raw=raw
+        )
+    connection.discard()
+    assert not connection.is_open
+    assert http.requests == []
