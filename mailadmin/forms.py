@@ -209,10 +209,13 @@ class ComposeForm(forms.Form):
         self.list_variables = variables.lists
         for path in variables.values:
             sample = context_value_at(template.sample_context or {}, path)
+            # The sample shows as a hint only: a value left over from it would go out to
+            # real members ("Dear Anne" to everyone).
+            hint = "" if sample is None or isinstance(sample, dict | list) else str(sample)
             self.fields[VARIABLE_PREFIX + path] = forms.CharField(
                 label=path,
                 required=False,
-                initial="" if sample is None or isinstance(sample, dict | list) else sample,
+                widget=forms.TextInput(attrs={"placeholder": hint} if hint else {}),
             )
 
     def variable_fields(self):

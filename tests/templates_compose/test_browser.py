@@ -78,6 +78,7 @@ def test_preview_follows_typing_then_compose_in_test_mode_lands_in_history(
 
     page.goto(f"{live_server.url}/compose/?template={template.pk}")
     page.fill("#id_recipients", "anne@members.example\nbruno@members.example")
+    page.fill("[name='var:member.first_name']", "Anne")
     page.click("input[name=_preview]")
     expect(page.locator("#mail-preview")).to_contain_text("Convocation de Anne")
     page.screenshot(path=ARTIFACTS / "compose-preview.png", full_page=True)

@@ -31,13 +31,14 @@ def test_compose_needs_a_login_and_the_compose_permission(client, django_user_mo
     assert client.get(reverse("mailadmin_compose")).status_code == 403
 
 
-def test_the_page_offers_a_field_per_variable_prefilled_from_the_sample(
+def test_the_page_offers_a_field_per_variable_with_the_sample_as_a_hint(
     client, staff, french_template, direct_delivery
 ):
     client.force_login(staff)
     url = f"{reverse('mailadmin_compose')}?template={french_template.pk}&to=anne@members.example"
     page = client.get(url).content.decode()
-    assert 'name="var:member.first_name"' in page and 'value="Anne"' in page
+    assert 'name="var:member.first_name"' in page and 'placeholder="Anne"' in page
+    assert 'value="Anne"' not in page
     assert 'name="var:date"' in page
     assert "anne@members.example" in page
 
