@@ -162,7 +162,8 @@ def _missing_password(server: SmtpServer) -> DiagnosticReport | None:
     # Django's backend silently skips AUTH without a password: say so instead of reporting
     # a success the queue would then not have.
     if (
-        server.use_auth
+        server.transport == SmtpServer.Transport.SMTP
+        and server.use_auth
         and server.auth_method == SmtpServer.AuthMethod.PASSWORD
         and not (server.username and server.password)
     ):
@@ -202,7 +203,17 @@ def server_connection_test(*, server: SmtpServer) -> DiagnosticReport:
     except ConnectionFailed as error:
         return _failure_report(server=server, error=error.__cause__ or error)
     try:
-        session = connection.backend.connection
+        session = getattr(connection.backend, "connection", None)
+        if not isinstance(session, smtplib.SMTP):
+            # An e-mail service's API has no session to open: its client was built from the
+            # credentials, and only a real send reaches the service.
+            return DiagnosticReport(
+                True,
+                _(
+                    "The e-mail service's settings are complete. Its API is only reached by a "
+                    "mail: use “Send test mail” to try it."
+                ),
+            )
         description = _session_description(server, session)
         greeting = (session.ehlo_resp or b"").decode("utf-8", "replace").splitlines()
     finally:

@@ -624,3 +624,31 @@ def test_saving_a_preset_form_creates_the_server(admin_client):
 
     assert response.status_code == 302, errors_of(response)
     assert SmtpServer.objects.get().host == "smtp.office365.com"
+
+
+def test_bulk_delete_including_a_server_the_outbox_names_is_refused(admin_client, make_server):
+    make_server(name="Main", is_default=True)
+    used = make_server(name="Used")
+    spare = make_server(name="Spare")
+    OutgoingMessage.objects.create(server=used, message_id="<1@club.example>", raw=b"x")
+
+    response = admin_client.post(
+        LIST_URL,
+        {"action": "delete_selected", "_selected_action": [used.pk, spare.pk], "post": "yes"},
+        follow=True,
+    )
+
+    assert "“Used” has messages in the outbox" in response.content.decode()
+    assert SmtpServer.objects.count() == 3
+
+
+def test_an_e_mail_service_server_needs_no_host_or_smtp_password(admin_client, make_server):
+    server = make_server(name="Mailgun", transport="mailgun", host="", use_auth=True)
+
+    response = admin_client.post(
+        change_url(server), form_data(name="Mailgun", host="", use_auth="on", port="587")
+    )
+
+    assert response.status_code == 302, errors_of(response)
+    server.refresh_from_db()
+    assert server.host == ""
