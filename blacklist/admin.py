@@ -7,8 +7,11 @@ its own read-only page.
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -16,6 +19,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportMixin
+from import_export.tmp_storages import CacheStorage, TempFolderStorage
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -26,6 +30,7 @@ from blacklist.resources import BlacklistExportResource, BlacklistImportResource
 from blacklist.selectors import blacklist_entry_get
 from blacklist.services import (
     CHANGE_REASON_MAX_LENGTH,
+    BlacklistConflict,
     blacklist_add,
     blacklist_change,
     blacklist_entry_explain,
@@ -47,6 +52,16 @@ class EntryChangeDisplay(HistoricalRecordContextHelper):
         if isinstance(value, DeletedObject) and value.pk is None:
             return ""
         return super().prepare_delta_change_value(change, value)
+
+
+class SharedCacheStorage(CacheStorage):
+    """The uploaded file kept in the shared cache between preview and confirmation."""
+
+    def read(self):
+        data = super().read()
+        if data is None:
+            raise FileNotFoundError(self.name)
+        return data
 
 
 class BlacklistEntryForm(forms.ModelForm):
@@ -136,6 +151,14 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     # Writes: only through the services.
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except BlacklistConflict as conflict:
+            # Another manager listed the address after this form was checked.
+            messages.error(request, conflict.messages[0])
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
@@ -185,6 +208,23 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def get_export_filename(self, request, queryset, file_format):
         return f"blacklist-{now():%Y-%m-%d}.{file_format.get_extension()}"
+
+    def get_tmp_storage_class(self):
+        # Preview and confirmation may reach different web hosts when scaled out (Redis
+        # configured): the file then waits in the shared cache; one host uses a temp file.
+        if isinstance(caches["default"], RedisCache):
+            return SharedCacheStorage
+        return TempFolderStorage
+
+    def process_import(self, request, **kwargs):
+        try:
+            return super().process_import(request, **kwargs)
+        except FileNotFoundError:
+            messages.error(
+                request,
+                gettext("The file of the preview is no longer available; please upload it again."),
+            )
+            return HttpResponseRedirect(reverse("admin:blacklist_blacklistentry_import"))
 
     def get_import_data_kwargs(self, **kwargs):
         kwargs = super().get_import_data_kwargs(**kwargs)

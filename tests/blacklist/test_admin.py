@@ -286,3 +286,25 @@ def test_view_only_staff_can_read_but_neither_import_nor_change(client, plain_st
 def test_the_success_message_after_adding(manager_client):
     response = manager_client.post(ADD, {"email": "member@club.example", "reason": "manual"})
     assert any("was added successfully" in str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_a_change_racing_another_manager_is_refused_with_a_message(manager_client, monkeypatch):
+    """The form found the new address free; another manager lists it just before the save."""
+    entry = add("member@club.example")
+
+    def listed_just_before(**kwargs):
+        BlacklistEntry.objects.create(email="new@club.example", reason=Reason.BOUNCE)
+        return blacklist_change(**kwargs)
+
+    monkeypatch.setattr("blacklist.admin.blacklist_change", listed_just_before)
+    response = manager_client.post(
+        change_url(entry), {"email": "New@club.example", "reason": "manual", "note": ""}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == change_url(entry)
+    assert any(
+        "“new@club.example” is already on the blacklist" in str(m)
+        for m in get_messages(response.wsgi_request)
+    )
+    entry.refresh_from_db()
+    assert entry.email == "member@club.example"

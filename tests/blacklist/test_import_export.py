@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from blacklist.models import BlacklistEntry
+from blacklist.resources import BlacklistImportResource, SpreadsheetCSV
 from blacklist.services import blacklist_add
 
 pytestmark = pytest.mark.django_db
@@ -245,3 +246,58 @@ def test_export_gives_a_file_that_imports_back_without_changes(manager_client, m
     done = import_file(manager_client, content, "blacklist.csv")
     assert "Import finished: 0 added, 0 changed, 2 unchanged." in messages_of(done)
     assert BlacklistEntry.history.count() == history
+
+
+def test_a_preview_file_gone_before_confirmation_asks_for_the_file_again(manager_client):
+    response = preview(manager_client, "email\na@club.example\n")
+    stored = response.context["confirm_form"].initial["import_file_name"]
+    os.remove(os.path.join(tempfile.gettempdir(), stored))
+    done = confirm(manager_client, response)
+    assert done.status_code == 302 and done["Location"] == IMPORT
+    assert "The file of the preview is no longer available; please upload it again." in (
+        messages_of(done)
+    )
+    assert not BlacklistEntry.objects.exists()
+
+
+REDIS_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/13",
+        "KEY_PREFIX": "mailadmin-blacklist-tests",
+    }
+}
+
+
+def test_scaled_out_the_file_waits_in_the_shared_cache(manager_client, settings):
+    settings.CACHES = REDIS_CACHE
+    response = preview(manager_client, "email\na@club.example\n")
+    stored = response.context["confirm_form"].initial["import_file_name"]
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), stored))
+    done = confirm(manager_client, response)
+    assert "Import finished: 1 added, 0 changed, 0 unchanged." in messages_of(done)
+    # Confirmed once: the file is gone, a second confirmation cannot import it again.
+    again = confirm(manager_client, response)
+    assert again["Location"] == IMPORT
+    assert BlacklistEntry.objects.count() == 1
+
+
+class ListedMeanwhile(BlacklistImportResource):
+    """Another process lists the file's second address just before the batch is written."""
+
+    def before_save_instance(self, instance, row, **kwargs):
+        if instance.email == "b@club.example":
+            BlacklistEntry.objects.create(email="b@club.example", reason="bounce")
+
+
+def test_an_address_listed_during_the_import_refuses_the_whole_file(manager):
+    dataset = SpreadsheetCSV(encoding="utf-8").create_dataset(
+        "email\na@club.example\nb@club.example\nc@club.example\n"
+    )
+    result = ListedMeanwhile().import_data(
+        dataset, dry_run=False, user=manager, rollback_on_validation_errors=True
+    )
+    assert result.has_errors()
+    assert "Nothing was imported; please import the file again." in str(result.base_errors[0].error)
+    assert not BlacklistEntry.objects.exists()
+    assert not BlacklistEntry.history.exists()
