@@ -8,6 +8,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -34,6 +35,12 @@ from smtpconfig.services import (
 )
 
 DIAGNOSTIC_TEMPLATE = "admin/smtpconfig/smtpserver/diagnostic.html"
+# One sentence per period: languages place and inflect the period differently.
+LIMIT_DISPLAY = {
+    SmtpServer.LimitPeriod.HOUR: _("%(count)s recipients per hour"),
+    SmtpServer.LimitPeriod.DAY: _("%(count)s recipients per day"),
+    SmtpServer.LimitPeriod.WEEK: _("%(count)s recipients per week"),
+}
 # "Set as default" and "Reset the send limit" work from the list and from a server's page.
 BOTH_PAGES = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
 
@@ -117,9 +124,8 @@ class SmtpServerAdmin(admin.ModelAdmin):
     def limit(self, server):
         if server.limit_period == SmtpServer.LimitPeriod.NONE or server.limit_count is None:
             return gettext("No send limit")
-        return gettext("%(count)s recipients, %(period)s") % {
-            "count": f"{server.limit_count:,}",
-            "period": server.get_limit_period_display().lower(),
+        return LIMIT_DISPLAY[server.limit_period] % {
+            "count": number_format(server.limit_count, force_grouping=True)
         }
 
     @admin.display(description=_("Paused"))

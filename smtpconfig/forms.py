@@ -19,6 +19,13 @@ from smtpconfig.validation import (
 IMPLICIT_TLS_PORTS = {465}
 STARTTLS_PORTS = {25, 587}
 
+# One sentence per period: languages place and inflect the period differently.
+LIMIT_COUNT_REQUIRED = {
+    SmtpServer.LimitPeriod.HOUR: _("Enter the maximum number of recipients per hour."),
+    SmtpServer.LimitPeriod.DAY: _("Enter the maximum number of recipients per day."),
+    SmtpServer.LimitPeriod.WEEK: _("Enter the maximum number of recipients per week."),
+}
+
 
 class SmtpServerForm(forms.ModelForm):
     """A server as typed in the admin.
@@ -140,11 +147,7 @@ class SmtpServerForm(forms.ModelForm):
         if period != SmtpServer.LimitPeriod.NONE and count is None:
             self.add_error(
                 "limit_count",
-                forms.ValidationError(
-                    _("Enter the maximum number of recipients %(period)s."),
-                    code="limit_count_required",
-                    params={"period": SmtpServer.LimitPeriod(period).label.lower()},
-                ),
+                forms.ValidationError(LIMIT_COUNT_REQUIRED[period], code="limit_count_required"),
             )
         if period == SmtpServer.LimitPeriod.NONE and count is not None:
             self.add_error(

@@ -91,7 +91,7 @@ def test_list_shows_star_address_limit_and_pause(admin_client, make_server):
     assert "★" in relay and "★" not in office
     assert "127.0.0.1:2525" in relay
     assert "smtp.office365.com:587" in office
-    assert "10,000 recipients, per day" in office
+    assert "10,000 recipients per day" in office
     assert "No send limit" in relay
     assert "535 authentication failed" in office
     assert 'alt="False"' in office  # inactive
@@ -652,3 +652,11 @@ def test_an_e_mail_service_server_needs_no_host_or_smtp_password(admin_client, m
     assert response.status_code == 302, errors_of(response)
     server.refresh_from_db()
     assert server.host == ""
+
+
+def test_limit_in_the_list_uses_the_readers_number_format(admin_client, make_server):
+    make_server(name="Office", limit_period="day", limit_count=10000)
+
+    german = admin_client.get(LIST_URL, headers={"accept-language": "de"}).content.decode()
+
+    assert "10.000" in row_of(german, "Office")
