@@ -144,7 +144,11 @@ def test_other_pages_use_the_tag_with_one_settings_query(staff, django_assert_nu
 
 def test_the_lookup_box_opens_the_history_of_the_typed_address(client, staff, db):
     client.force_login(staff)
-    assert client.get(reverse("mailadmin_history_lookup")).status_code == 200
+    lookup = client.get(reverse("mailadmin_history_lookup"))
+    assert lookup.status_code == 200
+    # Every page's header leads to the compose page and to this box.
+    header = client.get(reverse("admin:index")).content.decode()
+    assert 'href="/compose/"' in header and 'href="/history/"' in header
     response = client.get(reverse("mailadmin_history_lookup"), {"address": f" {MEMBER} "})
     assert response.status_code == 302
     assert response["Location"] == f"/history/{MEMBER}/"
