@@ -12,7 +12,7 @@ import base64
 import enum
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dns.exception
 import dns.name
@@ -206,9 +206,9 @@ def _spf_walk(resolver, domain: str, record: str, walk: _SpfWalk) -> None:
             except ValueError:
                 walk.errors.append(_("“%(term)s” is not a valid address.") % {"term": argument})
         elif name == "a":
-            target, _slash, prefix = (argument or domain).partition("/")
+            target = (argument or domain).partition("/")[0] or domain
             if "%" not in target:
-                for address in dns_addresses(resolver=resolver, name=target or domain):
+                for address in dns_addresses(resolver=resolver, name=target):
                     walk.networks.append(ipaddress.ip_network(address))
         elif name == "mx":
             target = (argument or domain).partition("/")[0] or domain
@@ -345,6 +345,21 @@ def spf_check(*, resolver, domain: str, server: SmtpServer | None = None) -> Che
                 )
                 % {"server": server.name},
                 found=records,
+            )
+        if server.transport != SmtpServer.Transport.SMTP:
+            # Most services send with their own bounce domain (Return-Path), which is what
+            # SPF checks; the From domain's record matters once a custom one is set up.
+            return CheckResult(
+                "spf",
+                Verdict.WARN,
+                _(
+                    "The SPF record does not include %(mechanism)s. Add it if %(server)s "
+                    "sends with a bounce address (Return-Path) in this domain."
+                )
+                % {"server": server.name, "mechanism": mechanism},
+                found=records,
+                publish=_spf_with(record, mechanism),
+                publish_name=domain,
             )
         return CheckResult(
             "spf",
@@ -620,7 +635,40 @@ def domain_check(
             )
         )
     checks.append(mx_check(resolver=resolver, domain=domain))
-    return DomainReport(domain=domain, checks=checks)
+    return DomainReport(domain=domain, checks=_with_dmarc_alignment(checks, server=server))
+
+
+def _with_dmarc_alignment(
+    checks: list[CheckResult], *, server: SmtpServer | None
+) -> list[CheckResult]:
+    """Fail DMARC when its policy is enforced but neither SPF nor DKIM passes for ``server``.
+
+    DMARC passes when SPF or DKIM passes for the From domain; with neither, receivers apply
+    the policy (quarantine or reject) to every message of this server.
+    """
+    by_name = {check.check: check for check in checks}
+    dmarc = by_name["dmarc"]
+    if server is None or dmarc.verdict != Verdict.OK:
+        return checks
+    if by_name["spf"].verdict == Verdict.OK or by_name["dkim"].verdict == Verdict.OK:
+        return checks
+    if Verdict.UNKNOWN in (by_name["spf"].verdict, by_name["dkim"].verdict):
+        return checks
+    if server.transport != SmtpServer.Transport.SMTP:
+        # The service signs with its own DKIM keys, which this check cannot see.
+        return checks
+    failing = replace(
+        dmarc,
+        verdict=Verdict.FAIL,
+        message=dmarc.message
+        + " "
+        + _(
+            "Neither SPF nor DKIM passes for %(server)s: receivers apply this policy to "
+            "its mail. Fix SPF or publish a DKIM key."
+        )
+        % {"server": server.name},
+    )
+    return [failing if check is dmarc else check for check in checks]
 
 
 def server_domain_health(*, server: SmtpServer) -> list[DomainReport]:

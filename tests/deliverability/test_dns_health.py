@@ -236,3 +236,36 @@ def test_check_domain_command_exit_status_on_failure(dns_zone, club_server):
     with pytest.raises(SystemExit) as exit_info:
         call_command("check_domain", "club.test", "--strict")
     assert exit_info.value.code == 1
+
+
+def test_enforced_dmarc_without_spf_or_dkim_fails(dns_zone, club_server):
+    dns_zone(
+        HOST_ZONE
+        + 'club.test. 300 IN TXT "v=spf1 a:relay.club.test -all"\n'
+        + '_dmarc.club.test. 300 IN TXT "v=DMARC1; p=reject"\n'
+    )
+    report = domain_check(domain="club.test", server=club_server)
+    dmarc = check_of(report, "dmarc")
+    assert dmarc.verdict == Verdict.FAIL
+    assert "Neither SPF nor DKIM" in dmarc.message
+
+
+def test_enforced_dmarc_with_spf_passing_is_ok(dns_zone, club_server):
+    dns_zone(
+        HOST_ZONE
+        + 'club.test. 300 IN TXT "v=spf1 a:smtp.club.test -all"\n'
+        + '_dmarc.club.test. 300 IN TXT "v=DMARC1; p=reject"\n'
+    )
+    assert check_of(domain_check(domain="club.test", server=club_server), "dmarc").verdict == (
+        Verdict.OK
+    )
+
+
+def test_a_service_missing_from_spf_is_a_warning_with_the_include(dns_zone, make_server):
+    server = make_server(
+        transport=SmtpServer.Transport.POSTMARK, host="", sender_email="news@club.test"
+    )
+    dns_zone('club.test. 300 IN TXT "v=spf1 mx -all"\n')
+    spf = check_of(domain_check(domain="club.test", server=server), "spf")
+    assert spf.verdict == Verdict.WARN
+    assert spf.publish == "v=spf1 mx include:spf.mtasv.net -all"
