@@ -37,22 +37,25 @@ class SessionTimeoutMiddleware:
 class SecondFactorMiddleware(MiddlewareMixin):
     """Send a session that owes its second factor to verification (or enrolment).
 
-    Until then, only the two-factor pages, sign-out and the language switch answer.
+    Until then, only verification, sign-out and the language switch answer, and enrolment
+    for a user who has no authenticator yet: a password alone must never be enough to
+    replace someone's authenticator with the intruder's.
     """
 
-    OPEN_NAMESPACES = {"security"}
-    OPEN_URL_NAMES = {"set_language"}
+    OPEN_VIEWS = {"security:two_factor_verify", "security:sign_out", "set_language"}
+    ENROLMENT_VIEW = "security:two_factor_setup"
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         match = request.resolver_match
-        if match is None or match.namespace in self.OPEN_NAMESPACES:
-            return None
-        if match.url_name in self.OPEN_URL_NAMES:
+        if match is None or match.view_name in self.OPEN_VIEWS:
             return None
         user = request.user
         if not user.is_authenticated or second_factor_satisfied(user=user):
             return None
-        if user_has_device(user, confirmed=True):
+        has_device = user_has_device(user, confirmed=True)
+        if match.view_name == self.ENROLMENT_VIEW and not has_device:
+            return None
+        if has_device:
             target = reverse("security:two_factor_verify")
         else:
             messages.info(

@@ -136,6 +136,9 @@ def two_factor_verify(request):
 @require_POST
 @login_required
 def backup_codes_renew(request):
+    if second_factor_status(user=request.user).authenticator is None:
+        messages.error(request, _("Set up your authenticator app first."))
+        return redirect("security:two_factor")
     codes = backup_codes_generate(user=request.user)
     return render(
         request,

@@ -205,3 +205,25 @@ def test_every_admin_page_links_to_the_two_factor_page(staff_member):
     sign_in(client, "bob")
     page = client.get(ADMIN_INDEX).content.decode()
     assert f'href="{reverse("security:two_factor")}"' in page
+
+
+def test_a_password_alone_cannot_replace_the_authenticator(administrator):
+    device = confirmed_authenticator(administrator)
+    intruder = Client()
+    sign_in(intruder, "alice")
+    response = intruder.get(SETUP)
+    assert response["Location"].startswith(VERIFY)
+    response = intruder.post(SETUP, {"code": "123456"})
+    assert response["Location"].startswith(VERIFY)
+    assert list(TOTPDevice.objects.filter(user=administrator)) == [device]
+    for url in [reverse("security:backup_codes"), reverse("security:two_factor_remove")]:
+        assert intruder.post(url)["Location"].startswith(VERIFY)
+    assert not StaticToken.objects.exists()
+
+
+def test_backup_codes_need_an_authenticator_first(staff_member):
+    client = Client()
+    sign_in(client, "bob")
+    response = client.post(reverse("security:backup_codes"), follow=True)
+    assert "Set up your authenticator app first" in response.content.decode()
+    assert not StaticToken.objects.exists()
