@@ -598,7 +598,7 @@ def test_add_form_offers_every_preset_and_its_script(admin_client):
         assert f'href="?preset={key}"' in page
     assert "smtpconfig/server_presets.js" in page
     assert 'id="server-presets-data"' in page
-    assert 'id="preset-information" class="help" hidden' in page
+    assert 'id="preset-information" class="form-row help" hidden' in page
 
 
 def test_unknown_preset_prefills_nothing(admin_client):
