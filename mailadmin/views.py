@@ -120,7 +120,7 @@ def _send(request, *, template, recipients, context, test_mode: bool, bypass_tes
         ),
     )
     try:
-        compose_send(
+        records = compose_send(
             template=template,
             recipients=recipients,
             context=context,
@@ -135,7 +135,12 @@ def _send(request, *, template, recipients, context, test_mode: bool, bypass_tes
             ),
         )
     else:
-        if bypass_test_mode:
+        queued = any(record.status == OutgoingMessage.Status.QUEUED for record in records)
+        if queued and test_mode and not bypass_test_mode:
+            intro = _("Queued for the test address instead of:")
+        elif queued:
+            intro = _("Queued for sending to:")
+        elif bypass_test_mode:
             intro = _("Sent to the real recipients although test mode is on:")
         elif test_mode:
             intro = _("Sent to the test address instead of:")

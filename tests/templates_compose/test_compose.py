@@ -257,3 +257,17 @@ def test_a_template_broken_outside_the_editor_is_refused_with_the_reason(
     sent = client.post(reverse("mailadmin_compose"), {**data, "_send": "1"}, follow=True)
     assert "Sending failed:" in sent.content.decode()
     assert sink.received == [] and not OutgoingMessage.objects.exists()
+
+
+def test_with_queued_delivery_the_page_says_queued_and_nothing_is_sent_yet(
+    client, staff, french_template, club_server, sink, db
+):
+    client.force_login(staff)
+    response = client.post(
+        reverse("mailadmin_compose"),
+        {"template": french_template.pk, "recipients": MEMBERS, "_send": "1"},
+        follow=True,
+    )
+    assert "Queued for sending to:" in response.content.decode()
+    assert sink.received == []
+    assert set(OutgoingMessage.objects.values_list("status", flat=True)) == {"queued"}
