@@ -5,7 +5,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from smtpconfig.dkim import dkim_key_generate, dkim_txt_record, dkim_txt_strings
 from smtpconfig.dns_health import Verdict, domain_check, server_domain_health, server_sender_domains
@@ -269,3 +269,17 @@ def test_a_service_missing_from_spf_is_a_warning_with_the_include(dns_zone, make
     spf = check_of(domain_check(domain="club.test", server=server), "spf")
     assert spf.verdict == Verdict.WARN
     assert spf.publish == "v=spf1 mx include:spf.mtasv.net -all"
+
+
+def test_check_domain_command_names_an_unknown_server(dns_zone):
+    dns_zone("")
+    with pytest.raises(CommandError, match="No server named"):
+        call_command("check_domain", "club.test", "--server", "nope")
+
+
+def test_check_domain_command_checks_a_given_selector(dns_zone, capsys):
+    dns_zone("")
+    call_command("check_domain", "club.test", "--selector", "google")
+    out = capsys.readouterr().out
+    assert "google._domainkey.club.test" not in out  # nothing to publish for a foreign selector
+    assert "DKIM" in out and "FAIL" in out

@@ -17,6 +17,8 @@ from botocore.httpsession import URLLib3Session
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtpconfig.esp import (
     ESP_SERVICES,
@@ -519,3 +521,17 @@ def test_a_message_the_service_cannot_take_raises_like_smtp(monkeypatch, make_se
     connection.discard()
     assert not connection.is_open
     assert http.requests == []
+
+
+@given(status_code=st.integers(min_value=400, max_value=599), text=st.text(max_size=40))
+def test_every_http_error_has_a_class(status_code, text):
+    outcome = classify_esp_error(status_code=status_code, text=text)
+    if status_code == 429:
+        assert outcome == Outcome.QUOTA
+    elif status_code >= 500:
+        assert outcome in (Outcome.TEMPORARY, Outcome.QUOTA)
+    elif status_code in (401, 403):
+        assert outcome in (Outcome.CREDENTIALS, Outcome.QUOTA)
+    else:
+        assert outcome in (Outcome.PERMANENT, Outcome.QUOTA)
+    assert outcome != Outcome.ACCEPTED
