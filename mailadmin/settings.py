@@ -267,6 +267,9 @@ MAILADMIN = {
     "RETRY_MAX_DELAY": env.int("MAILADMIN_RETRY_MAX_DELAY", default=3600),
     "RETRY_MAX_AGE": env.int("MAILADMIN_RETRY_MAX_AGE", default=3 * 24 * 3600),
     "SMTP_TIMEOUT": env.int("MAILADMIN_SMTP_TIMEOUT", default=30),
+    # A CA bundle (path) SMTP servers' certificates are checked against instead of the public
+    # CAs: a relay with the club's own CA. Tests set it to a certificate made on the fly.
+    "SMTP_CA_FILE": env.str("MAILADMIN_SMTP_CA_FILE", default=None),
     # SMTP hosts on loopback or private networks (local relays) are allowed unless narrowed.
     "OUTBOUND_ALLOW_PRIVATE": env.bool("MAILADMIN_OUTBOUND_ALLOW_PRIVATE", default=True),
     "OUTBOUND_ALLOW_LOOPBACK": env.bool("MAILADMIN_OUTBOUND_ALLOW_LOOPBACK", default=True),
