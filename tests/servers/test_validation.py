@@ -1,6 +1,8 @@
 """Normal forms of filter entries and host names, as pure functions of strings."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtpconfig.validation import (
     FromFilterError,
@@ -86,3 +88,29 @@ def test_host_refused(host):
     with pytest.raises(HostError) as error:
         host_normalize(host)
     assert error.value.host == host
+
+
+# Valid entries as people type them: any case, a domain or a dot-atom address.
+LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
+DOMAIN = st.builds(
+    lambda labels, tld: ".".join([*labels, tld]),
+    st.lists(LABEL, min_size=1, max_size=3),
+    st.sampled_from(["example", "org", "de", "fr"]),
+)
+ENTRY = st.one_of(
+    DOMAIN,
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        st.from_regex(r"[A-Za-z0-9+-]{1,6}(\.[A-Za-z0-9_+-]{1,6}){0,2}", fullmatch=True),
+        DOMAIN,
+    ),
+)
+
+
+@given(st.lists(ENTRY, max_size=6), st.sampled_from([",", ", ", ";", "\n", " "]))
+def test_stored_form_parses_back_to_itself(entries, separator):
+    parsed = parse_from_filter(separator.join(entries))
+
+    assert parse_from_filter(from_filter_format(parsed)) == parsed
+    assert parsed == list(dict.fromkeys(entry.lower() for entry in entries))
+    assert parse_from_filter(separator.join(entries).upper()) == parsed
