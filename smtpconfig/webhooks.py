@@ -32,8 +32,9 @@ from smtpconfig.models import OutgoingMessage, ProviderEvent, Recipient
 
 logger = logging.getLogger(__name__)
 
-# Postmark reports these with the "bounced" event type, though the address is not dead.
-_SOFT_BOUNCE_TYPES = {"SoftBounce", "VirusNotification", "Transient", "DnsError"}
+# SparkPost bounce classes meaning the address does not exist (10: invalid recipient,
+# 30: no such recipient); the others are full mailboxes, blocks and transient failures.
+_SPARKPOST_HARD_CLASSES = {"10", "30"}
 
 _BLACKLIST_REASONS = {
     EventType.COMPLAINED: BlacklistEntry.Reason.COMPLAINT,
@@ -56,14 +57,29 @@ _UPDATABLE = [
 
 
 def _is_hard_bounce(event) -> bool:
+    """Whether a "bounced" event means the address is dead, not a full or busy mailbox.
+
+    Several services report soft bounces as "bounced" too; their raw payload tells which.
+    """
     if event.event_type != EventType.BOUNCED:
         return False
-    esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
-    return esp_event.get("Type") not in _SOFT_BOUNCE_TYPES and event.reject_reason in (
-        RejectReason.BOUNCED,
-        RejectReason.INVALID,
-        None,
-    )
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    if "Type" in raw or "SuppressionReason" in raw:  # Postmark
+        return raw.get("Type", raw.get("SuppressionReason")) == "HardBounce"
+    if raw.get("event") in ("hard_bounce", "soft_bounce"):  # Brevo
+        return raw["event"] == "hard_bounce"
+    if raw.get("event") == "bounce" and "hard_bounce" in raw:  # Mailjet
+        return bool(raw["hard_bounce"])
+    if isinstance(raw.get("bounce"), dict) and "bounceType" in raw["bounce"]:  # Amazon SES
+        return raw["bounce"]["bounceType"] == "Permanent"
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if isinstance(data.get("bounce"), dict) and "type" in data["bounce"]:  # Resend
+        return data["bounce"]["type"] == "Permanent"
+    if isinstance(raw.get("msys"), dict):  # SparkPost
+        details = next(iter(raw["msys"].values()), {})
+        return details.get("bounce_class") in _SPARKPOST_HARD_CLASSES
+    # Mailgun and the others report temporary failures as "deferred" already.
+    return event.reject_reason in (RejectReason.BOUNCED, RejectReason.INVALID, None)
 
 
 def provider_event_blacklist_reason(event) -> str | None:

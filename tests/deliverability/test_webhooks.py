@@ -12,10 +12,12 @@ import json
 import logging
 
 import pytest
+from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.core.mail import send_mail
 
 from blacklist.models import BlacklistEntry
 from smtpconfig.models import MailSettings, OutgoingMessage, ProviderEvent, Recipient
+from smtpconfig.webhooks import provider_event_blacklist_reason
 
 pytestmark = pytest.mark.django_db
 
@@ -380,3 +382,114 @@ def test_redirected_recipient_in_test_mode_keeps_its_status(client, sent_message
     )
     assert post_postmark(client, POSTMARK_DELIVERY).status_code == 200
     assert message.recipients.get().status == Recipient.Status.REDIRECTED
+
+
+def sparkpost_bounce(bounce_class: str, event_id: str) -> list:
+    """SparkPost's documented bounce event, with the given bounce class."""
+    return [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "bounce",
+                    "bounce_class": bounce_class,
+                    "campaign_id": "Example Campaign Name",
+                    "customer_id": "1",
+                    "delv_method": "esmtp",
+                    "error_code": "554",
+                    "event_id": event_id,
+                    "friendly_from": "sender@example.com",
+                    "ip_address": "127.0.0.1",
+                    "message_id": "0e0d94b7-9085-4e3c-ab30-e3f2cd9c273e",
+                    "msg_from": "sender@example.com",
+                    "msg_size": "1337",
+                    "num_retries": "2",
+                    "rcpt_to": "recipient@example.com",
+                    "raw_rcpt_to": "recipient@example.com",
+                    "reason": "000 Example Remote MTA Bounce Message",
+                    "raw_reason": "000 Example Remote MTA Bounce Message",
+                    "rcpt_type": "cc",
+                    "routing_domain": "example.com",
+                    "subject": "Summer deals are here!",
+                    "timestamp": "1460989507",
+                    "transmission_id": "65832150921904138",
+                }
+            }
+        }
+    ]
+
+
+def post_sparkpost(client, payload, *, secret=SECRET):
+    return client.post(
+        "/anymail/sparkpost/tracking/",
+        data=json.dumps(payload),
+        content_type="application/json",
+        **auth(secret),
+    )
+
+
+def test_sparkpost_invalid_recipient_blacklists(client, sent_message):
+    message = sent_message("65832150921904138", "recipient@example.com")
+    assert post_sparkpost(client, sparkpost_bounce("10", "92356927693813856")).status_code == 200
+    entry = BlacklistEntry.objects.get()
+    assert (entry.email, entry.reason) == ("recipient@example.com", BlacklistEntry.Reason.BOUNCE)
+    assert message.recipients.get().status == Recipient.Status.REFUSED
+
+
+def test_sparkpost_full_mailbox_refuses_without_blacklisting(client, sent_message):
+    message = sent_message("65832150921904138", "recipient@example.com")
+    assert post_sparkpost(client, sparkpost_bounce("22", "92356927693813857")).status_code == 200
+    assert not BlacklistEntry.objects.exists()
+    assert message.recipients.get().status == Recipient.Status.REFUSED
+
+
+def test_sparkpost_wrong_basic_auth_changes_nothing(client):
+    payload = sparkpost_bounce("10", "92356927693813858")
+    assert post_sparkpost(client, payload, secret="tracking:guess").status_code == 400
+    assert not BlacklistEntry.objects.exists()
+    assert not ProviderEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("esp_event", "reject_reason", "hard"),
+    [
+        ({"RecordType": "Bounce", "Type": "HardBounce"}, RejectReason.BOUNCED, True),
+        ({"RecordType": "Bounce", "Type": "SoftBounce"}, RejectReason.BOUNCED, False),
+        ({"RecordType": "SubscriptionChange", "SuppressionReason": "HardBounce"}, None, True),
+        ({"event": "hard_bounce"}, RejectReason.BOUNCED, True),  # Brevo
+        ({"event": "soft_bounce"}, RejectReason.BOUNCED, False),
+        ({"event": "bounce", "hard_bounce": True}, RejectReason.BOUNCED, True),  # Mailjet
+        ({"event": "bounce", "hard_bounce": False}, RejectReason.BOUNCED, False),
+        ({"bounce": {"bounceType": "Permanent"}}, RejectReason.BOUNCED, True),  # Amazon SES
+        ({"bounce": {"bounceType": "Transient"}}, RejectReason.BOUNCED, False),
+        ({"data": {"bounce": {"type": "Permanent"}}}, RejectReason.BOUNCED, True),  # Resend
+        ({"data": {"bounce": {"type": "Transient"}}}, RejectReason.BOUNCED, False),
+        ({"event-data": {"severity": "permanent"}}, RejectReason.BOUNCED, True),  # Mailgun
+        ({"event-data": {"severity": "permanent"}}, RejectReason.TIMED_OUT, False),
+    ],
+)
+def test_hard_and_soft_bounces_of_each_service(esp_event, reject_reason, hard):
+    event = AnymailTrackingEvent(
+        event_type=EventType.BOUNCED,
+        reject_reason=reject_reason,
+        esp_event=esp_event,
+        recipient="a@example.test",
+    )
+    expected = BlacklistEntry.Reason.BOUNCE if hard else None
+    assert provider_event_blacklist_reason(event) == expected
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reject_reason", "expected"),
+    [
+        (EventType.COMPLAINED, RejectReason.SPAM, BlacklistEntry.Reason.COMPLAINT),
+        (EventType.UNSUBSCRIBED, RejectReason.UNSUBSCRIBED, BlacklistEntry.Reason.UNSUBSCRIBE),
+        (EventType.REJECTED, RejectReason.BOUNCED, BlacklistEntry.Reason.BOUNCE),
+        (EventType.REJECTED, RejectReason.BLOCKED, None),
+        (EventType.DELIVERED, None, None),
+        (EventType.DEFERRED, None, None),
+        (EventType.OPENED, None, None),
+    ],
+)
+def test_which_events_blacklist(event_type, reject_reason, expected):
+    event = AnymailTrackingEvent(event_type=event_type, reject_reason=reject_reason, esp_event={})
+    assert provider_event_blacklist_reason(event) == expected
