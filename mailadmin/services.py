@@ -23,13 +23,13 @@ from smtpconfig.exceptions import (
     NoServerAvailable,
 )
 from smtpconfig.models import MessageEvent, OutgoingMessage
+from smtpconfig.recording import BYPASS_TEST_MODE_ATTRIBUTE
 from smtpconfig.selection import mailbox_parse, route_decide
 from smtpconfig.selectors import routing_servers, server_option
 
 # Set on an EmailMessage, the routing backend records it as usual but does not redirect it
 # to the test address: a staff member with ``mailadmin.send_real_in_test_mode`` chose the
 # real recipients while test mode is on.
-BYPASS_TEST_MODE_ATTRIBUTE = "mailadmin_bypass_test_mode"
 
 
 class TemplateExists(MailadminError, ValueError):

@@ -41,6 +41,10 @@ ORIGINAL_RECIPIENTS_HEADER = "X-Mailadmin-Original-Recipients"
 _DECIDED_HEADERS = {"from", "reply-to"}
 _RECIPIENT_HEADERS = {"to", "cc"}
 
+# A message carrying this attribute set to True goes to its real recipients although test
+# mode is on: the portal sets it only after a user with the permission confirmed it.
+BYPASS_TEST_MODE_ATTRIBUTE = "mailadmin_bypass_test_mode"
+
 
 @dataclass(frozen=True)
 class RecipientPlan:
@@ -245,7 +249,9 @@ def message_plan(
         addresses=sorted({box.normalized for kind in boxes.values() for box in kind})
     )
     test_box = None
-    if mail_settings.test_mode:
+    if mail_settings.test_mode and getattr(email_message, BYPASS_TEST_MODE_ATTRIBUTE, False):
+        story.append(_("Test mode is on; sent to the real recipients as confirmed by the sender."))
+    elif mail_settings.test_mode:
         test_box = mailbox_parse(mail_settings.test_address, field=_("test address"))
 
     recipients: list[RecipientPlan] = []

@@ -149,13 +149,6 @@ def test_test_address_chosen_after_test_mode_was_switched_off_sends_nothing(
     assert sink.received == [] and not OutgoingMessage.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the routing backend does not yet honour the message attribute "
-        "mailadmin_bypass_test_mode (mailadmin.services.BYPASS_TEST_MODE_ATTRIBUTE)"
-    ),
-)
 def test_real_recipients_in_test_mode_with_the_permission_are_recorded_with_the_user(
     client, trusted_staff, french_template, club_server, test_mode, sink
 ):
