@@ -206,7 +206,9 @@ def message_record_attempt(
         MessageEvent(
             message=message,
             kind=MessageEvent.Kind.ATTEMPT,
-            detail=_attempt_detail(result=result, accepted=len(accepted), rows=rows),
+            detail=_attempt_detail(
+                result=result, accepted=len(accepted), rows=rows, worker=message.claimed_by
+            ),
         )
     ]
     message.claimed_by = ""
@@ -276,7 +278,9 @@ def message_record_attempt(
     return message
 
 
-def _attempt_detail(*, result: SendResult, accepted: int, rows: list[Recipient]) -> str:
+def _attempt_detail(
+    *, result: SendResult, accepted: int, rows: list[Recipient], worker: str
+) -> str:
     lines = [_reply_text(result.code, result.reply) or str(result.outcome)]
     lines.extend(
         f"{envelope_address(row)}: {row.reply}"
@@ -284,6 +288,9 @@ def _attempt_detail(*, result: SendResult, accepted: int, rows: list[Recipient])
         if row.reply and row.reply != lines[0]
     )
     lines.append(str(_("%(count)d recipient(s) accepted.") % {"count": accepted}))
+    if worker:
+        # Which queue worker (host, process) sent it: the trail of a duplicate, if any.
+        lines.append(str(_("Queue worker: %(worker)s") % {"worker": worker}))
     return "\n".join(lines)
 
 
@@ -614,7 +621,10 @@ def outbox_drain(
             )
             report.add(claim_report)
             if not claimed:
-                finished.add(server_id)
+                # Nothing sendable now; if this batch was deferred (or failed) for the limit,
+                # the next batch of the queue gets the same treatment in this pass.
+                if not (claim_report.limit_deferred or claim_report.failed):
+                    finished.add(server_id)
                 continue
             batch_report, completed = server_send_batch(
                 server=server, messages=claimed, worker=worker, now=clock() if now else None

@@ -1,6 +1,7 @@
 """Test settings: production defaults (DEBUG off) with fixed test-only secrets."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault(
@@ -20,3 +21,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed on
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file unique to this run, not memory: the queue's tests share the test database with
+    # real `qcluster` and `drain_outbox` processes.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"mailadmin-test-{os.getpid()}.sqlite3")
+    }
