@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from smtpconfig.guidance import OFFICE365_BASIC_AUTH_WARNING
 from smtpconfig.models import SmtpServer
 
 
@@ -24,7 +25,7 @@ class ServerPreset:
     limit_period: str
     limit_count: int | None
     published_limits: Promise | str = ""
-    warning: Promise | str = ""
+    warnings: tuple[Promise | str, ...] = ()
 
     def initial(self) -> dict:
         """The add form's initial values for this preset."""
@@ -43,7 +44,7 @@ class ServerPreset:
             **self.initial(),
             "label": str(self.label),
             "published_limits": str(self.published_limits),
-            "warning": str(self.warning),
+            "warnings": [str(warning) for warning in self.warnings],
         }
 
 
@@ -59,11 +60,14 @@ OFFICE_365 = ServerPreset(
     published_limits=_(
         "Microsoft's published limits: 10,000 recipients per day, 30 messages per minute."
     ),
-    warning=_(
-        "Office 365 mailboxes are subject to Microsoft's volume limits against spam: "
-        "mass mailings to members through an Office 365 account are stopped once they are "
-        "reached. SMTP sending is only included in the Enterprise plans (E1, E3, E5). "
-        "For club mailings, use a hosted mail domain, a smarthost or an e-mail service."
+    warnings=(
+        _(
+            "Office 365 mailboxes are subject to Microsoft's volume limits against spam: "
+            "mass mailings to members through an Office 365 account are stopped once they "
+            "are reached. SMTP sending is only included in the Enterprise plans (E1, E3, E5). "
+            "For club mailings, use a hosted mail domain, a smarthost or an e-mail service."
+        ),
+        OFFICE365_BASIC_AUTH_WARNING,
     ),
 )
 
@@ -80,9 +84,12 @@ GOOGLE = ServerPreset(
         "Google's published limits: 2,000 messages per day per Google Workspace user "
         "(500 per day for a free Gmail account)."
     ),
-    warning=_(
-        "Google accepts only an app password (with 2-step verification) or OAuth2 sign-in, "
-        "never the account's normal password. For a free Gmail account, lower the limit to 500."
+    warnings=(
+        _(
+            "Google accepts only an app password (with 2-step verification) or OAuth2 "
+            "sign-in, never the account's normal password. For a free Gmail account, lower "
+            "the limit to 500."
+        ),
     ),
 )
 

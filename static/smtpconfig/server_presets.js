@@ -18,11 +18,17 @@
   function showInformation(preset) {
     const box = document.getElementById("preset-information");
     const limits = document.getElementById("preset-published-limits");
-    const warning = document.getElementById("preset-warning");
+    const warnings = document.getElementById("preset-warnings");
     limits.textContent = preset.published_limits;
-    warning.textContent = preset.warning;
-    warning.hidden = !preset.warning;
-    box.hidden = !(preset.published_limits || preset.warning);
+    warnings.replaceChildren(
+      ...preset.warnings.map(function (text) {
+        const paragraph = document.createElement("p");
+        paragraph.className = "errornote";
+        paragraph.textContent = text;
+        return paragraph;
+      })
+    );
+    box.hidden = !(preset.published_limits || preset.warnings.length);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -578,6 +578,7 @@ def test_office365_preset_prefills_the_add_form_and_shows_limits_and_warning(adm
     assert "10,000 recipients per day, 30 messages per minute" in page
     assert "volume limits" in page
     assert "hosted mail domain" in page
+    assert "December 2026" in page
 
 
 def test_google_preset_prefills_gmail(admin_client):
@@ -660,3 +661,11 @@ def test_limit_in_the_list_uses_the_readers_number_format(admin_client, make_ser
     german = admin_client.get(LIST_URL, headers={"accept-language": "de"}).content.decode()
 
     assert "10.000" in row_of(german, "Office")
+
+
+def test_office365_server_page_shows_the_basic_authentication_warning(admin_client, make_server):
+    office = make_server(name="Office", host="smtp.office365.com", port=587, security="starttls")
+    relay = make_server(name="Relay")
+
+    assert "December 2026" in admin_client.get(change_url(office)).content.decode()
+    assert "December 2026" not in admin_client.get(change_url(relay)).content.decode()

@@ -85,7 +85,10 @@ def test_preset_fills_the_fields_without_a_reload(admin_page, live_server):
     information = admin_page.locator("#preset-information")
     assert information.is_visible()
     assert "10,000 recipients per day, 30 messages per minute" in information.inner_text()
-    assert "hosted mail domain" in admin_page.locator("#preset-warning").inner_text()
+    warnings = admin_page.locator("#preset-warnings p").all_inner_texts()
+    assert len(warnings) == 2
+    assert "hosted mail domain" in warnings[0]
+    assert "December 2026" in warnings[1]
 
     admin_page.click("a[data-preset=generic]")
 
@@ -93,6 +96,7 @@ def test_preset_fills_the_fields_without_a_reload(admin_page, live_server):
     assert admin_page.input_value("#id_limit_period") == "none"
     assert admin_page.input_value("#id_limit_count") == ""
     assert admin_page.locator("#preset-information").is_hidden()
+    assert admin_page.locator("#preset-warnings p").count() == 0
     assert admin_page.csp_violations == []
 
 
