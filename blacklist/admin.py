@@ -10,7 +10,6 @@ from django.contrib import admin, messages
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -35,6 +34,7 @@ from blacklist.services import (
     blacklist_change,
     blacklist_entry_explain,
     blacklist_remove,
+    blacklist_remove_all,
 )
 
 # The field of the confirmation pages (single and bulk) that says why entries are removed.
@@ -46,9 +46,9 @@ class EntryChangeDisplay(HistoricalRecordContextHelper):
     """Before/after values as managers read them: reason labels, no user for "nobody"."""
 
     def prepare_delta_change_value(self, change, value):
-        field = self.model._meta.get_field(change.field)
-        if field.choices and value in dict(field.flatchoices):
-            return dict(field.flatchoices)[value]
+        labels = dict(self.model._meta.get_field(change.field).flatchoices)
+        if value in labels:
+            return labels[value]
         if isinstance(value, DeletedObject) and value.pk is None:
             return ""
         return super().prepare_delta_change_value(change, value)
@@ -187,10 +187,9 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
         blacklist_remove(entry=obj, acting_user=request.user, change_reason=_remove_reason(request))
 
     def delete_queryset(self, request, queryset):
-        reason = _remove_reason(request)
-        with transaction.atomic():
-            for entry in queryset:
-                blacklist_remove(entry=entry, acting_user=request.user, change_reason=reason)
+        blacklist_remove_all(
+            entries=queryset, acting_user=request.user, change_reason=_remove_reason(request)
+        )
 
     # Import and export: the blacklist permissions decide, not any staff account.
 

@@ -177,6 +177,16 @@ def blacklist_remove(*, entry: BlacklistEntry, acting_user=None, change_reason: 
         entry.delete()
 
 
+def blacklist_remove_all(*, entries, acting_user=None, change_reason: str = "") -> int:
+    """Remove several entries (the admin's bulk removal) together; return how many."""
+    removed = 0
+    with transaction.atomic():
+        for entry in entries:
+            blacklist_remove(entry=entry, acting_user=acting_user, change_reason=change_reason)
+            removed += 1
+    return removed
+
+
 def blacklist_import(
     *,
     new_entries: list[BlacklistEntry],
