@@ -267,7 +267,17 @@ def spf_check(*, resolver, domain: str, server: SmtpServer | None = None) -> Che
         )
     mechanism = _spf_mechanism(server=server, addresses=host_addresses)
     if not records:
-        suggestion = " ".join(part for part in ("v=spf1", mechanism, "~all") if part)
+        if not mechanism:
+            return CheckResult(
+                "spf",
+                Verdict.FAIL,
+                _(
+                    "No SPF record: Gmail and other receivers mark the mail as spam or refuse "
+                    "it. Publish one naming the servers that send for this domain, e.g. "
+                    "“v=spf1 a:smtp.example.org ~all”."
+                ),
+                publish_name=domain,
+            )
         return CheckResult(
             "spf",
             Verdict.FAIL,
@@ -275,7 +285,7 @@ def spf_check(*, resolver, domain: str, server: SmtpServer | None = None) -> Che
                 "No SPF record: Gmail and other receivers mark the mail as spam or refuse it. "
                 "Publish this TXT record."
             ),
-            publish=suggestion,
+            publish=f"v=spf1 {mechanism} ~all",
             publish_name=domain,
         )
     if len(records) > 1:

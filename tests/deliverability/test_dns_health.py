@@ -283,3 +283,11 @@ def test_check_domain_command_checks_a_given_selector(dns_zone, capsys):
     out = capsys.readouterr().out
     assert "google._domainkey.club.test" not in out  # nothing to publish for a foreign selector
     assert "DKIM" in out and "FAIL" in out
+
+
+def test_no_spf_without_a_server_says_what_to_name(dns_zone):
+    dns_zone("")
+    spf = check_of(domain_check(domain="club.test"), "spf")
+    assert spf.verdict == Verdict.FAIL
+    assert spf.publish == ""
+    assert "v=spf1 a:smtp.example.org ~all" in spf.message
