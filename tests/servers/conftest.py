@@ -4,6 +4,7 @@ import ipaddress
 import socket
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -42,12 +43,17 @@ def admin_user(db, django_user_model):
     )
 
 
+def sign_in_with_second_factor(client, user) -> None:
+    """Sign ``client`` in as ``user``, as if the authenticator code had just been typed."""
+    client.force_login(user)
+    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
 @pytest.fixture
 def admin_client(client, admin_user):
     """A client signed in as a superuser who has passed the second factor."""
-    client.force_login(admin_user)
-    device = TOTPDevice.objects.create(user=admin_user, name="Authenticator app", confirmed=True)
-    session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
+    sign_in_with_second_factor(client, admin_user)
     return client

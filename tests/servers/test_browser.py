@@ -5,9 +5,9 @@ import os
 import pytest
 from django.conf import settings
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from smtpconfig.models import SmtpServer
+from tests.servers.conftest import sign_in_with_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,11 +41,8 @@ def browser(monkeypatch):
 def admin_page(browser, live_server, admin_user):
     """A page signed in as a superuser who has passed the second factor."""
     client = Client()
-    client.force_login(admin_user)
-    device = TOTPDevice.objects.create(user=admin_user, name="Authenticator app", confirmed=True)
+    sign_in_with_second_factor(client, admin_user)
     session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
     context = browser.new_context(locale="en")
     context.add_cookies(
         [
