@@ -35,7 +35,7 @@ class ImportRefused(Exception):
 
 
 class SpreadsheetCSV(CSV):
-    """CSV as spreadsheets write it: comma, semicolon or tab separated, any line endings.
+    """CSV as spreadsheets write it: UTF-8 or Windows-1252, comma, semicolon or tab separated.
 
     The dataset also carries the physical line where each record starts (blank lines and
     quoted line breaks included), so errors name the line a text editor shows, and the
@@ -43,9 +43,20 @@ class SpreadsheetCSV(CSV):
     read the file.
     """
 
+    def is_binary(self):
+        # Read as bytes, so the encoding is chosen here rather than by the upload.
+        return True
+
+    def get_read_mode(self):
+        return "rb"
+
     def create_dataset(self, in_stream, **kwargs):
         if isinstance(in_stream, bytes):
-            in_stream = in_stream.decode(self.encoding or "utf-8-sig")
+            try:
+                in_stream = in_stream.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                # What Excel writes for "CSV" on French and German Windows.
+                in_stream = in_stream.decode("cp1252", errors="replace")
         header_line = in_stream.split("\n", 1)[0]
         # French and German spreadsheets separate with ";" because "," is the decimal mark.
         delimiter = max(",;\t", key=header_line.count)

@@ -301,3 +301,13 @@ def test_an_address_listed_during_the_import_refuses_the_whole_file(manager):
     assert "Nothing was imported; please import the file again." in str(result.base_errors[0].error)
     assert not BlacklistEntry.objects.exists()
     assert not BlacklistEntry.history.exists()
+
+
+def test_a_windows_spreadsheet_file_is_read_too(manager_client):
+    content = (
+        "email;reason;note\r\nmember@club.example;privacy;Lettre reçue, Schreiben erhalten\r\n"
+    )
+    upload = SimpleUploadedFile("excel.csv", content.encode("cp1252"), content_type="text/csv")
+    response = manager_client.post(IMPORT, {"format": "0", "import_file": upload})
+    confirm(manager_client, response)
+    assert BlacklistEntry.objects.get().note == "Lettre reçue, Schreiben erhalten"
