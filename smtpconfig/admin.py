@@ -234,6 +234,8 @@ class SmtpServerAdmin(admin.ModelAdmin):
 
     def delete_view(self, request, object_id, extra_context=None):
         server = self.get_object(request, unquote(object_id))
+        if server is not None and not self.has_delete_permission(request, server):
+            raise PermissionDenied  # before the refusal, whose message describes the outbox
         refusal = servers_deletion_refusal(servers=[server]) if server else None
         if refusal is not None:
             self.message_user(request, str(refusal), messages.ERROR)

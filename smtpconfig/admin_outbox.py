@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -289,6 +290,8 @@ class MailSettingsAdmin(SimpleHistoryAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         settings_row = MailSettings.load()
         return redirect(reverse("admin:smtpconfig_mailsettings_change", args=[settings_row.pk]))
 
