@@ -216,7 +216,9 @@ def _serialise(
         ) from error
     # Signed once with the From domain's key (if it has one), like everything else about
     # the bytes: every attempt sends the same signed message.
-    raw = dkim_sign(raw=raw, from_domain=route.envelope_from.rpartition("@")[2])
+    # DMARC aligns the signature with the From header's domain, not the envelope's.
+    from_domain = mailbox_parse(route.from_header, field="From").domain
+    raw = dkim_sign(raw=raw, from_domain=from_domain)
     return raw, str(message_id).strip(), subject
 
 
