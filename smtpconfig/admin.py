@@ -4,11 +4,11 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -60,7 +60,6 @@ class SmtpServerAdmin(admin.ModelAdmin):
     list_display_links = ["name"]
     list_filter = ["is_active", "security", "limit_period"]
     search_fields = ["name", "host", "from_filter", "sender_email", "sender_name", "username"]
-    list_select_related = ["limit_reset_by"]
     actions = ["set_default", "reset_limit", "delete_selected"]
     readonly_fields = [
         "is_default",
@@ -132,7 +131,7 @@ class SmtpServerAdmin(admin.ModelAdmin):
     def paused(self, server):
         if server.paused_until is None or server.paused_until <= timezone.now():
             return "—"
-        until = timezone.localtime(server.paused_until).strftime("%Y-%m-%d %H:%M")
+        until = date_format(timezone.localtime(server.paused_until), "SHORT_DATETIME_FORMAT")
         if server.pause_reason:
             return gettext("until %(until)s: %(reason)s") % {
                 "until": until,
@@ -262,7 +261,7 @@ class SmtpServerAdmin(admin.ModelAdmin):
     def _diagnostic_server(self, request, object_id) -> SmtpServer:
         server = self.get_object(request, unquote(object_id))
         if server is None:
-            raise PermissionDenied
+            raise Http404
         if not self.has_change_permission(request, server):
             raise PermissionDenied
         return server

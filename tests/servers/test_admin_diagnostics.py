@@ -136,5 +136,5 @@ def test_diagnostics_are_rate_limited_per_user(admin_client, make_server, sink, 
 
 
 def test_missing_server_is_refused(admin_client):
-    assert admin_client.get("/admin/smtpconfig/smtpserver/999/test-connection/").status_code == 403
+    assert admin_client.get("/admin/smtpconfig/smtpserver/999/test-connection/").status_code == 404
     assert not SmtpServer.objects.exists()
