@@ -50,6 +50,10 @@ class SpreadsheetCSV(CSV):
     def get_read_mode(self):
         return "rb"
 
+    def export_data(self, dataset, **kwargs):
+        # The byte order mark makes Excel open the UTF-8 file with its accents intact.
+        return "\ufeff" + super().export_data(dataset, **kwargs)
+
     def create_dataset(self, in_stream, **kwargs):
         if isinstance(in_stream, bytes):
             try:
