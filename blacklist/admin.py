@@ -182,6 +182,14 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
         obj.pk = entry.pk
         obj.refresh_from_db()
         obj._state.adding = False
+        obj.already_listed = not created
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if obj.already_listed:
+            return HttpResponseRedirect(
+                reverse("admin:blacklist_blacklistentry_change", args=[obj.pk])
+            )
+        return super().response_add(request, obj, post_url_continue)
 
     def delete_model(self, request, obj):
         blacklist_remove(entry=obj, acting_user=request.user, change_reason=_remove_reason(request))

@@ -308,3 +308,20 @@ def test_a_change_racing_another_manager_is_refused_with_a_message(manager_clien
     )
     entry.refresh_from_db()
     assert entry.email == "member@club.example"
+
+
+def test_an_add_racing_another_manager_shows_their_entry(manager_client, monkeypatch):
+    """The form found the address free; another manager lists it just before the save."""
+
+    def listed_just_before(**kwargs):
+        blacklist_add(email="member@club.example", reason=Reason.BOUNCE, source=Source.STAFF)
+        return blacklist_add(**kwargs)
+
+    monkeypatch.setattr("blacklist.admin.blacklist_add", listed_just_before)
+    response = manager_client.post(ADD, {"email": "member@club.example", "reason": "manual"})
+    entry = BlacklistEntry.objects.get()
+    assert entry.reason == "bounce"
+    assert response.status_code == 302 and response["Location"] == change_url(entry)
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any("is already on the blacklist" in message for message in shown)
+    assert not any("added successfully" in message for message in shown)
