@@ -5,12 +5,15 @@ import socket
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from smtpconfig import hosts
 from smtpconfig.hosts import UnsafeHost, host_check
+from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed, SmtpConnection
+from tests.security.conftest import verified_client
 
 
 def mailadmin_with(**values):
@@ -143,3 +146,30 @@ def test_connect_time_check_refuses_a_name_that_now_resolves_to_metadata(
     assert caught.value.outcome == Outcome.PERMANENT
     assert "169.254.169.254" in str(caught.value)
     assert not connection.is_open
+
+
+@pytest.mark.django_db
+def test_a_server_pointing_at_the_metadata_address_cannot_be_saved(make_user):
+    client = verified_client(Client(), make_user("root", superuser=True))
+    data = {
+        "name": "Cloud",
+        "is_active": "on",
+        "sender_name": "Golf Club",
+        "sender_email": "office@club.example",
+        "host": "169.254.169.254",
+        "port": "25",
+        "security": "none",
+        "timeout": "30",
+        "max_connections": "1",
+        "limit_period": "none",
+        "_save": "Save",
+    }
+    response = client.post(reverse("admin:smtpconfig_smtpserver_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "a cloud metadata address" in errors["host"][0]
+    assert not SmtpServer.objects.exists()
+    data["host"] = "127.0.0.1"
+    response = client.post(reverse("admin:smtpconfig_smtpserver_add"), data)
+    assert response.status_code == 302
+    assert SmtpServer.objects.get().host == "127.0.0.1"
