@@ -5,10 +5,12 @@ about that failure is then searched for the password in every form it travelled 
 """
 
 import base64
+import json
 import logging
 import traceback
 
 import pytest
+import requests
 from django.core.mail import send_mail
 from django.db import connection
 from django.test import Client, override_settings
@@ -16,6 +18,7 @@ from django.urls import reverse
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from smtpconfig.esp import EspConnection
 from smtpconfig.exceptions import DeliveryFailed
 from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient, SmtpServer
 from smtpconfig.transport import ConnectionFailed, SmtpConnection
@@ -182,3 +185,42 @@ def test_admin_pages_never_show_a_password_or_api_key(refusing_server, make_serv
         assert_no_secret(page, API_KEY)
         for token in tokens:
             assert token not in page
+
+
+def test_a_refused_api_key_is_in_no_log_line_or_reply(make_server, monkeypatch, caplog):
+    """An e-mail service refusing its key (the provider's HTTP API is the only stand-in)."""
+    caplog.set_level(logging.DEBUG)
+    sent = []
+
+    def refuse(session, request, **kwargs):
+        sent.append(request)
+        response = requests.Response()
+        response.status_code = 401
+        response._content = b'{"ErrorCode": 10, "Message": "Bad or missing Server API token"}'
+        response.headers["Content-Type"] = "application/json"
+        response.url = request.url
+        response.request = request
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", refuse)
+    server = make_server(
+        name="Postmark",
+        transport=SmtpServer.Transport.POSTMARK,
+        host="",
+        credentials=json.dumps({"server_token": API_KEY}),
+    )
+    connection = EspConnection(server)
+    connection.open()
+    try:
+        result = connection.send(
+            envelope_from="office@club.example",
+            recipients=["member@golf.example"],
+            raw=b"From: office@club.example\r\nTo: member@golf.example\r\nSubject: Hi\r\n\r\nBody",
+        )
+    finally:
+        connection.close()
+    assert sent and API_KEY in sent[0].headers.values()  # the key did go to the service...
+    assert result.code == 401 and "Bad or missing Server API token" in result.reply
+    assert_no_secret(repr(result), API_KEY)  # ...and comes back nowhere
+    assert_no_secret(our_log_text(caplog), API_KEY)
+    assert_no_secret(repr(server) + str(server), API_KEY)
