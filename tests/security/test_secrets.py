@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from django_q.brokers import get_broker
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_q.signing import SignedPackage
 
 from smtpconfig.esp import EspConnection
@@ -224,3 +225,18 @@ def test_a_refused_api_key_is_in_no_log_line_or_reply(make_server, monkeypatch, 
     assert_no_secret(repr(result), API_KEY)  # ...and comes back nowhere
     assert_no_secret(our_log_text(caplog), API_KEY)
     assert_no_secret(repr(server) + str(server), API_KEY)
+
+
+def test_the_device_admin_never_shows_a_second_factor_secret(make_user):
+    root = make_user("root", superuser=True)
+    client = verified_client(Client(), root)
+    device = root.totpdevice_set.get()
+    backup = StaticDevice.objects.create(user=root, name="Backup codes")
+    backup.token_set.create(token="zz9plural")
+    for url in [
+        reverse("admin:otp_totp_totpdevice_change", args=[device.pk]),
+        reverse("admin:otp_static_staticdevice_change", args=[backup.pk]),
+    ]:
+        page = client.get(url).content.decode()
+        assert device.key not in page and "zz9plural" not in page, url
+        assert base64.b32encode(device.bin_key).decode() not in page, url
