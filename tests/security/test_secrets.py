@@ -15,8 +15,8 @@ from django.core.mail import send_mail
 from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
-from django_q.brokers import get_broker
 from django_otp.plugins.otp_static.models import StaticDevice
+from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
 from smtpconfig.esp import EspConnection
