@@ -40,20 +40,30 @@ def second_factor_required(*, user) -> bool:
 
 
 def second_factor_expected(*, user) -> bool:
-    """Whether this user's session must pass the second factor before doing anything."""
+    """Whether this user's session must pass the second factor before doing anything.
+
+    Remembered on the user object, which lives for one request: the middleware and every
+    admin permission check of a page ask again and again.
+    """
     if not user.is_authenticated:
         return False
-    return second_factor_required(user=user) or user_has_device(user, confirmed=True)
+    expected = getattr(user, "_second_factor_expected", None)
+    if expected is None:
+        expected = second_factor_required(user=user) or user_has_device(user, confirmed=True)
+        user._second_factor_expected = expected
+    return expected
 
 
 def second_factor_satisfied(*, user) -> bool:
     """True when the session may proceed: verified, or the user has no second factor to give.
 
-    Needs django-otp's middleware (``user.is_verified``).
+    Verification comes from django-otp's middleware (``user.is_verified``); without it a
+    user who owes a second factor is simply not verified.
     """
     if not second_factor_expected(user=user):
         return True
-    return user.is_verified()
+    is_verified = getattr(user, "is_verified", None)
+    return bool(is_verified and is_verified())
 
 
 def authenticator_for_enrolment(*, user) -> TOTPDevice:
