@@ -335,8 +335,15 @@ class DrainReport:
             self.requeued += 1
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=mailadmin_setting("LEASE_SECONDS"))
+def _reply_margin(server: SmtpServer) -> timedelta:
+    """How long one message may take on a slow but live server: a few of its timeouts."""
+    return timedelta(seconds=2 * server.timeout + 5)
+
+
+def _lease(server: SmtpServer) -> timedelta:
+    """``LEASE_SECONDS``, lengthened for a server so slow that one message could outlast it
+    (another worker would then take the message over and send it a second time)."""
+    return max(timedelta(seconds=mailadmin_setting("LEASE_SECONDS")), 2 * _reply_margin(server))
 
 
 def _clock(now: datetime | None):
@@ -498,7 +505,7 @@ def outbox_claim(
         if waiting:
             _message_defer_for_limit(messages=waiting, used=used, limit=usage.limit, now=now)
             report.limit_deferred += len(waiting)
-        lease_expires_at = now + _lease()
+        lease_expires_at = now + _lease(server)
         OutgoingMessage.objects.filter(pk__in=[message.pk for message in claimed]).update(
             status=OutgoingMessage.Status.SENDING,
             lease_expires_at=lease_expires_at,
@@ -512,7 +519,9 @@ def outbox_claim(
     return server, claimed, report
 
 
-def _lease_renew(*, messages: list[OutgoingMessage], worker: str, now: datetime) -> set[int]:
+def _lease_renew(
+    *, server: SmtpServer, messages: list[OutgoingMessage], worker: str, now: datetime
+) -> set[int]:
     """Extend the lease of the messages still ours; return their ids (others were reclaimed
     after our lease expired, and must not be sent by us)."""
     with transaction.atomic():
@@ -522,7 +531,7 @@ def _lease_renew(*, messages: list[OutgoingMessage], worker: str, now: datetime)
             claimed_by=worker,
         )
         ids = set(ours.values_list("pk", flat=True))
-        ours.update(lease_expires_at=now + _lease())
+        ours.update(lease_expires_at=now + _lease(server))
     return ids
 
 
@@ -538,15 +547,15 @@ def server_send_batch(
     remaining = list(messages)
     lease_until = min(message.lease_expires_at for message in messages)
     # Renew well before the lease ends: one message may take a few timeouts to answer.
-    margin = timedelta(seconds=3 * server.timeout + 5)
+    margin = _reply_margin(server)
     connection = server_connection(server)
     completed = True
     try:
         while remaining:
             if clock() + margin > lease_until:
-                ours = _lease_renew(messages=remaining, worker=worker, now=clock())
+                ours = _lease_renew(server=server, messages=remaining, worker=worker, now=clock())
                 remaining = [message for message in remaining if message.pk in ours]
-                lease_until = clock() + _lease()
+                lease_until = clock() + _lease(server)
                 if not remaining:
                     break
             message = remaining.pop(0)
@@ -616,6 +625,14 @@ def outbox_drain(
         if not server_ids:
             return report
         for server_id in server_ids:
+            out_of_time = (
+                time_budget is not None and time.monotonic() - started > time_budget.total_seconds()
+            )
+            if out_of_time and report.claimed:
+                # Work is left and the time is up (every pass sends at least one batch):
+                # the caller queues the next pass.
+                report.unfinished = True
+                return report
             server, claimed, claim_report = outbox_claim(
                 server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
             )
@@ -632,9 +649,6 @@ def outbox_drain(
             report.add(batch_report)
             if not completed or len(claimed) < batch_size:
                 finished.add(server_id)
-            if time_budget is not None and time.monotonic() - started > time_budget.total_seconds():
-                report.unfinished = True
-                return report
 
 
 # --- Staff actions -----------------------------------------------------------------------

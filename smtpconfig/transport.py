@@ -63,7 +63,8 @@ def smtp_backend_for(server) -> DjangoSmtpBackend:
         "port": server.port,
         "use_tls": server.security == server.Security.STARTTLS,
         "use_ssl": server.security == server.Security.SSL,
-        "timeout": server.timeout,
+        # The site-wide MAILADMIN['SMTP_TIMEOUT'] stands in for a server without its own.
+        "timeout": server.timeout or mailadmin_setting("SMTP_TIMEOUT"),
     }
     if oauth_uses_xoauth2(server=server):
         # Microsoft 365 / Google Workspace: AUTH XOAUTH2 with the shared token, no password.

@@ -32,16 +32,19 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 Status = OutgoingMessage.Status
 WAIT = 60  # seconds: a generous bound for a condition, never a speed assertion
+RUN_LOGS = []  # the current test's log directory, for the message of a failed wait
 
 
-def wait_for(condition, *, what: str, timeout: float = WAIT, explain=None):
+def wait_for(condition, *, what: str, timeout: float = WAIT):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {explain()}" if explain else ""))
+    state = list(OutgoingMessage.objects.values_list("pk", "status", "last_error"))
+    logs = "\n".join(path.read_text()[-4000:] for path in sorted(RUN_LOGS[0].glob("process-*.log")))
+    raise AssertionError(f"timed out waiting for {what}\n{state}\n{logs}")
 
 
 def counts(server) -> dict[str, int]:
@@ -97,13 +100,11 @@ class Cluster:
         for process in self.processes:
             self.kill(process)
 
-    def logs(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.tmp_path.glob("process-*.log")))
-
 
 @pytest.fixture
 def cluster(transactional_db, tmp_path):
     processes = Cluster(tmp_path)
+    RUN_LOGS[:] = [tmp_path]
     yield processes
     processes.stop_all()
 
@@ -186,7 +187,6 @@ def test_concurrent_workers_together_stay_under_the_limit(cluster, smtp_sink, ma
     wait_for(
         lambda: counts(server) == {Status.SENT: 10, Status.DEFERRED: 20},
         what="the limit to be reached",
-        explain=lambda: (counts(server), cluster.logs()[-3000:]),
     )
     time.sleep(1)  # any worker still claiming would show up now
     assert counts(server) == {Status.SENT: 10, Status.DEFERRED: 20}
@@ -203,7 +203,8 @@ def test_concurrent_workers_together_stay_under_the_limit(cluster, smtp_sink, ma
 def test_a_worker_killed_mid_batch_loses_nothing(cluster, smtp_sink, make_server):
     sink = smtp_sink()
     sink.handler.data_delay = 0.3
-    server = make_server(sink=sink)
+    # A one-second timeout keeps the lease (a few timeouts at least) short.
+    server = make_server(sink=sink, timeout=1)
     messages = queued_messages(server=server, count=12)
     env = {"MAILADMIN_LEASE_SECONDS": 3}
     first = cluster.qcluster(**env)
@@ -244,10 +245,6 @@ def test_mail_sent_through_django_is_queued_and_drained(cluster, smtp_sink, make
     message = wait_for(
         lambda: OutgoingMessage.objects.filter(status=Status.SENT).first(),
         what="the queued mail to be sent",
-        explain=lambda: (
-            list(OutgoingMessage.objects.values_list("status", "last_error")),
-            cluster.logs()[-3000:],
-        ),
     )
     assert sink.recipients() == ["member@members.example"]
     assert sink.received[0].message["Message-ID"] == message.message_id

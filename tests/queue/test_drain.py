@@ -10,10 +10,12 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django_q.brokers import get_broker
 
-from smtpconfig.delivery import outbox_drain, server_limit_reset
+from smtpconfig.delivery import outbox_claim, outbox_drain, server_limit_reset
 from smtpconfig.limits import server_usage
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
+from smtpconfig.tasks import drain_outbox
 from tests.queue.factory import queued_message, queued_messages
 
 pytestmark = pytest.mark.django_db
@@ -372,3 +374,35 @@ def test_sent_bytes_parse_to_the_recorded_message(sink, make_server, now):
     received = sink.received[0].message
     assert received["Subject"] == "Tournoi d'été ⛳"
     assert received.as_bytes(policy=email.policy.SMTP) == bytes(message.raw)
+
+
+def test_a_pass_out_of_time_queues_the_next_one(sink, make_server, settings):
+    server = make_server(sink=sink)
+    messages = queued_messages(server=server, count=3)
+    broker = get_broker()
+    before = broker.queue_size()
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 0}
+    settings.MAILADMIN = {**settings.MAILADMIN, "BATCH_SIZE": 2}
+    summary = drain_outbox()
+    assert "more to do" in summary
+    assert statuses(messages) == [Status.SENT, Status.SENT, Status.QUEUED]
+    assert broker.queue_size() == before + 1
+
+
+def test_a_pass_that_finishes_queues_nothing(sink, make_server, settings):
+    server = make_server(sink=sink)
+    queued_messages(server=server, count=2)
+    broker = get_broker()
+    before = broker.queue_size()
+    settings.MAILADMIN = {**settings.MAILADMIN, "BATCH_SIZE": 2}
+    assert "more to do" not in drain_outbox()
+    assert broker.queue_size() == before
+
+
+def test_a_slow_server_gets_a_lease_longer_than_its_timeouts(sink, make_server, now, settings):
+    settings.MAILADMIN = {**settings.MAILADMIN, "LEASE_SECONDS": 10}
+    slow = make_server(sink=sink, timeout=60, max_connections=2)
+    message = queued_message(server=slow)
+    _server, claimed, _report = outbox_claim(server_id=slow.pk, worker="w", now=now, batch_size=10)
+    assert claimed[0].pk == message.pk
+    assert claimed[0].lease_expires_at >= now + timedelta(seconds=4 * 60)
