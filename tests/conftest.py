@@ -1,8 +1,47 @@
 """Shared fixtures: real SMTP servers on loopback, servers configured in the database."""
 
+import ipaddress
+import socket
+
 import pytest
 
 from tests.smtp_sink import Sink
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def _resolves_locally(host) -> bool:
+    name = host.decode() if isinstance(host, bytes) else host
+    if name in (None, "localhost"):
+        return True
+    try:
+        ipaddress.ip_address(str(name).strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        # Numeric forms such as "2852039166" or "0xa9.0xfe.0xa9.0xfe" need no resolver either.
+        socket.inet_aton(str(name))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def local_resolver(monkeypatch):
+    """Resolve only addresses and ``localhost``; any other name does not exist.
+
+    The system's resolver is outside this machine's loopback, and tests send nothing off it:
+    a server saved as ``smtp.office365.com`` is checked and connected to without a DNS query.
+    """
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if _resolves_locally(host):
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture

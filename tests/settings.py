@@ -28,3 +28,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"mailadmin-test-{os.getpid()}.sqlite3")
     }
+
+# Tests send nothing off loopback: DNS checks ask a resolver on 127.0.0.1 (the tests that
+# check domains start their own and point here; elsewhere nothing answers: "could not check").
+MAILADMIN["DNS_NAMESERVERS"] = ["127.0.0.1"]  # noqa: F405
+MAILADMIN["DNS_PORT"] = 9  # noqa: F405
+MAILADMIN["DNS_TIMEOUT"] = 1  # noqa: F405
