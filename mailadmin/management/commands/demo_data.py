@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from mailadmin.security.second_factor import backup_codes_generate
 from smtpconfig.models import MailSettings, SmtpServer
 
 DEMO_SERVER_NAME = "Local catching server"
@@ -47,12 +48,16 @@ class Command(BaseCommand):
                 is_default=True,
             )
         MailSettings.load()
+        # Administrators sign in with a second factor. Backup codes let the demo's first
+        # sign-in through without an authenticator app; they are renewed on every start.
+        codes = backup_codes_generate(user=user)
 
         self.stdout.write(
             self.style.SUCCESS(
                 "\nPortal: http://127.0.0.1:8000/admin/\n"
                 f"  user:     {username}\n"
                 f"  password: {password}\n"
+                f"  second factor (single-use backup codes): {', '.join(codes[:3])}\n"
                 f"Mail sent by the demo server lands in var/mailsink/ (port {sink_port}).\n"
             )
         )
