@@ -1,4 +1,7 @@
-"""Secrets at rest: MultiFernet over ``MAILADMIN_ENCRYPTION_KEYS`` (first key encrypts, all decrypt)."""
+"""Secrets at rest: MultiFernet over ``MAILADMIN_ENCRYPTION_KEYS``.
+
+The first key encrypts, all of them decrypt.
+"""
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import models

@@ -155,6 +155,9 @@ class SendCounter(models.Model):
             models.UniqueConstraint(fields=["server", "bucket"], name="smtpconfig_counter_bucket")
         ]
 
+    def __str__(self):
+        return f"{self.server_id} {self.bucket:%Y-%m-%d %H:%M}: {self.count}"
+
 
 class MailSettings(models.Model):
     """The single row of global mail settings (``MailSettings.load()``)."""
@@ -340,9 +343,7 @@ class MessageEvent(models.Model):
         RETRY_NOW = "retry_now", _("Retry now")
         LEASE_EXPIRED = "lease_expired", _("Lease expired")
 
-    message = models.ForeignKey(
-        OutgoingMessage, on_delete=models.CASCADE, related_name="events"
-    )
+    message = models.ForeignKey(OutgoingMessage, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
     detail = models.TextField(_("detail"), blank=True)
     created_at = models.DateTimeField(_("when"), auto_now_add=True)
@@ -434,6 +435,9 @@ class OAuthToken(models.Model):
     access_token = EncryptedTextField()
     expires_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"OAuth2 token of server {self.server_id}"
 
     def __repr__(self):
         return f"<OAuthToken server={self.server_id} expires={self.expires_at:%Y-%m-%d %H:%M}>"

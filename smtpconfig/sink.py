@@ -33,6 +33,4 @@ class CatchingHandler:
 
 def sink_controller(*, handler, host: str = "127.0.0.1", port: int = 1025) -> Controller:
     # SMTPUTF8 on, and no size limit: a catching server must not refuse what a real one takes.
-    return Controller(
-        handler, hostname=host, port=port, enable_SMTPUTF8=True, data_size_limit=None
-    )
+    return Controller(handler, hostname=host, port=port, enable_SMTPUTF8=True, data_size_limit=None)

@@ -23,7 +23,11 @@ class Command(BaseCommand):
             "queue": [*manage, "qcluster"],
             "smtpsink": [*manage, "smtpsink", "--port", str(sink_port)],
         }
-        processes = {name: subprocess.Popen(command) for name, command in commands.items()}
+        # Fixed argument lists: this interpreter running our own manage.py.
+        processes = {
+            name: subprocess.Popen(command)  # noqa: S603
+            for name, command in commands.items()
+        }
         stopping = False
 
         def stop(*_):
