@@ -25,13 +25,15 @@ A message is ``sent`` when no recipient is left to retry and at least one accept
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connections, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -58,6 +60,12 @@ SERVER_OUTCOMES = (Outcome.SERVER_BUSY, Outcome.QUOTA, Outcome.CREDENTIALS)
 # Rejected credentials will not fix themselves quickly; try again now and then so a
 # password corrected elsewhere (or a provider's hiccup) resumes without anyone's help.
 CREDENTIALS_PAUSE = timedelta(hours=1)
+# Results of messages every recipient accepted are committed together, up to this many or
+# this old: one commit (a disk flush) per message would cost more than sending it. A worker
+# killed in between loses at most that many results; their messages go out again once their
+# lease expires, as any message whose result was not recorded.
+RECORD_GROUP = 100
+RECORD_GROUP_SECONDS = 0.5
 PERIOD_NAMES = {
     SmtpServer.LimitPeriod.HOUR: _("hour"),
     SmtpServer.LimitPeriod.DAY: _("day"),
@@ -294,6 +302,79 @@ def _attempt_detail(
     return "\n".join(lines)
 
 
+def _all_accepted(result: SendResult) -> bool:
+    return (
+        result.outcome == Outcome.ACCEPTED
+        and bool(result.recipients)
+        and all(recipient.outcome == Outcome.ACCEPTED for recipient in result.recipients)
+    )
+
+
+@transaction.atomic
+def messages_record_accepted(
+    *, server: SmtpServer, results: list[tuple[OutgoingMessage, SendResult]], now: datetime
+) -> None:
+    """Record attempts of ``server``'s messages that every recipient accepted, in one
+    transaction and a few statements for all: what ``message_record_attempt`` writes for
+    each (recipients ``sent`` with the server's reply, the message ``sent``, its attempt and
+    sent events, the limit's counter)."""
+    row_updates: dict[tuple[str, str, bool], list[int]] = {}
+    events = []
+    accepted_total = 0
+    for message, result in results:
+        by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
+        rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
+        accepted: set[str] = set()
+        for row in rows:
+            address = envelope_address(row)
+            row.reply = _fate_of(address, result, by_address).reply
+            accepted.add(address.lower())
+            fill_delivered_to = False
+            if row.status != Recipient.Status.REDIRECTED:
+                row.status = Recipient.Status.SENT
+                fill_delivered_to = not row.delivered_to
+                row.delivered_to = row.delivered_to or address
+            row.updated_at = now
+            row_updates.setdefault((row.status, row.reply, fill_delivered_to), []).append(row.pk)
+        events.append(
+            MessageEvent(
+                message=message,
+                kind=MessageEvent.Kind.ATTEMPT,
+                detail=_attempt_detail(
+                    result=result, accepted=len(accepted), rows=rows, worker=message.claimed_by
+                ),
+            )
+        )
+        events.append(MessageEvent(message=message, kind=MessageEvent.Kind.SENT, detail=""))
+        accepted_total += len(accepted)
+        message.attempts += 1
+        message.status = OutgoingMessage.Status.SENT
+        message.next_attempt_at = None
+        message.lease_expires_at = None
+        message.claimed_by = ""
+        message.last_error = ""
+        message.sent_at = now
+        message.updated_at = now
+    for (status, reply, fill_delivered_to), ids in row_updates.items():
+        # Not redirected, an accepted row's address is its own (``envelope_address``).
+        values = {"delivered_to": F("email")} if fill_delivered_to else {}
+        Recipient.objects.filter(pk__in=ids).update(
+            status=status, reply=reply, updated_at=now, **values
+        )
+    OutgoingMessage.objects.filter(pk__in=[message.pk for message, _result in results]).update(
+        status=OutgoingMessage.Status.SENT,
+        attempts=F("attempts") + 1,
+        next_attempt_at=None,
+        lease_expires_at=None,
+        claimed_by="",
+        last_error="",
+        sent_at=now,
+        updated_at=now,
+    )
+    MessageEvent.objects.bulk_create(events)
+    counter_add(server=server, count=accepted_total, at=now)
+
+
 # --- The queue's drain -------------------------------------------------------------------
 
 
@@ -456,7 +537,9 @@ def outbox_claim(
             or (server.paused_until is not None and server.paused_until > now)
         ):
             return server, [], report
-        in_flight, workers = limit_in_flight(server=server)
+        in_flight, workers = limit_in_flight(
+            server=server, count_recipients=limit_period_length(server.limit_period) is not None
+        )
         if workers >= server.max_connections:
             return server, [], report
         usage = limit_usage(server=server, now=now, in_flight=in_flight)
@@ -550,9 +633,25 @@ def server_send_batch(
     margin = _reply_margin(server)
     connection = server_connection(server)
     completed = True
+    accepted: list[tuple[OutgoingMessage, SendResult]] = []
+    accepted_since = 0.0
+
+    def record_accepted() -> None:
+        if accepted:
+            messages_record_accepted(server=server, results=accepted, now=clock())
+            for sent, _result in accepted:
+                report.count(sent)
+            accepted.clear()
+
     try:
         while remaining:
+            if accepted and (
+                len(accepted) >= RECORD_GROUP
+                or time.monotonic() - accepted_since > RECORD_GROUP_SECONDS
+            ):
+                record_accepted()
             if clock() + margin > lease_until:
+                record_accepted()
                 ours = _lease_renew(server=server, messages=remaining, worker=worker, now=clock())
                 remaining = [message for message in remaining if message.pk in ours]
                 lease_until = clock() + _lease(server)
@@ -563,6 +662,7 @@ def server_send_batch(
                 try:
                     connection.open()
                 except ConnectionFailed as error:
+                    record_accepted()
                     # The server cannot be reached: every message of the batch meets the same
                     # fate (deferred, or queued behind a paused server), none is lost.
                     failure = SendResult(error.outcome, error.code, str(error))
@@ -582,12 +682,19 @@ def server_send_batch(
                 )
             except Exception as error:  # noqa: BLE001  (one bad message must not stop the rest)
                 logger.exception("Sending message %s failed", message.pk)
+                record_accepted()
                 connection.discard()
                 result = SendResult(Outcome.PERMANENT, None, f"{type(error).__name__}: {error}")
                 message_record_attempt(message=message, result=result, retry=False, now=clock())
                 report.errors.append(f"{message.pk}: {result.reply}")
                 report.count(message)
                 continue
+            if _all_accepted(result):
+                if not accepted:
+                    accepted_since = time.monotonic()
+                accepted.append((message, result))
+                continue
+            record_accepted()
             message_record_attempt(message=message, result=result, retry=True, now=clock())
             report.count(message)
             if _server_outcome(result) is not None or (
@@ -599,9 +706,114 @@ def server_send_batch(
                 break
     finally:
         connection.close()
+        record_accepted()
         if remaining:
             report.requeued += outbox_release(messages=remaining, worker=worker)
     return report, completed
+
+
+def _connection_batch(
+    *, server_id: int, worker: str, clock, fixed_now: bool, batch_size: int
+) -> tuple[DrainReport, bool]:
+    """Claim one batch of a server for ``worker`` and send it over one connection. Returns
+    the report and whether more of this server may be sendable in this pass."""
+    server, claimed, report = outbox_claim(
+        server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
+    )
+    if not claimed:
+        # Nothing sendable now; if this batch was deferred (or failed) for the limit, the
+        # next batch of the queue gets the same treatment in this pass.
+        return report, bool(report.limit_deferred or report.failed)
+    batch_report, completed = server_send_batch(
+        server=server, messages=claimed, worker=worker, now=clock() if fixed_now else None
+    )
+    report.add(batch_report)
+    return report, completed and len(claimed) >= batch_size
+
+
+class _ConnectionPool:
+    """Threads sending a server's batches side by side, each with its own database and SMTP
+    connection, created once per pass and closed with it."""
+
+    def __init__(self):
+        self.size = SmtpServer._meta.get_field("max_connections").validators[-1].limit_value
+        self.executor: ThreadPoolExecutor | None = None
+
+    def run(self, calls) -> list:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(self.size, thread_name_prefix="mailadmin-drain")
+        futures = [self.executor.submit(call) for call in calls]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        if self.executor is None:
+            return
+        # Every thread of the pool closes its own database connection: a task per thread,
+        # held at a barrier so that no thread takes two.
+        barrier = threading.Barrier(self.size)
+
+        def close_own_connections():
+            barrier.wait()
+            connections.close_all()
+
+        self.run([close_own_connections] * self.size)
+        self.executor.shutdown()
+
+
+def _server_round(
+    *,
+    server_id: int,
+    worker: str,
+    clock,
+    fixed_now: bool,
+    batch_size: int,
+    pool: _ConnectionPool,
+    deadline: float | None,
+) -> tuple[DrainReport, bool]:
+    """One batch of a server, or with ``max_connections`` above one, that many connections
+    side by side, each claiming its own batches (under the server's lock and limit, as
+    separate workers would) until nothing of the server is left to send in this pass or the
+    time is up. Inside a transaction the drain keeps to one connection: other threads would
+    not see its rows."""
+    allowed = (
+        SmtpServer.objects.filter(pk=server_id).values_list("max_connections", flat=True).first()
+        or 1
+    )
+    if allowed == 1 or transaction.get_connection().in_atomic_block:
+        return _connection_batch(
+            server_id=server_id,
+            worker=worker,
+            clock=clock,
+            fixed_now=fixed_now,
+            batch_size=batch_size,
+        )
+    # A short queue is shared out between all the connections; a long one goes in full
+    # batches (each claim holds the server's lock: fewer claims, less waiting).
+    due = _due(now=clock()).filter(server_id=server_id)[: batch_size * allowed].count()
+    size = max(1, min(batch_size, -(-due // allowed)))
+
+    def connection_loop(index: int) -> DrainReport:
+        report = DrainReport()
+        more = True
+        while more and (deadline is None or time.monotonic() < deadline):
+            batch_report, more = _connection_batch(
+                server_id=server_id,
+                worker=f"{worker}/{index}",
+                clock=clock,
+                fixed_now=fixed_now,
+                batch_size=size,
+            )
+            report.add(batch_report)
+        return report
+
+    report = DrainReport()
+    for connection_report in pool.run(
+        [lambda index=index: connection_loop(index) for index in range(allowed)]
+    ):
+        report.add(connection_report)
+    # Each connection stopped because nothing was left, the server stopped cooperating, or
+    # the time was up (the pass then stops too).
+    return report, False
 
 
 def outbox_drain(
@@ -620,35 +832,37 @@ def outbox_drain(
     started = time.monotonic()
     report = DrainReport(released=outbox_release_expired(now=clock()))
     finished: set[int] = set()
-    while True:
-        server_ids = [pk for pk in outbox_due_server_ids(now=clock()) if pk not in finished]
-        if not server_ids:
-            return report
-        for server_id in server_ids:
-            out_of_time = (
-                time_budget is not None and time.monotonic() - started > time_budget.total_seconds()
-            )
-            if out_of_time and report.claimed:
-                # Work is left and the time is up (every pass sends at least one batch):
-                # the caller queues the next pass.
-                report.unfinished = True
+    pool = _ConnectionPool()
+    try:
+        while True:
+            server_ids = [pk for pk in outbox_due_server_ids(now=clock()) if pk not in finished]
+            if not server_ids:
                 return report
-            server, claimed, claim_report = outbox_claim(
-                server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
-            )
-            report.add(claim_report)
-            if not claimed:
-                # Nothing sendable now; if this batch was deferred (or failed) for the limit,
-                # the next batch of the queue gets the same treatment in this pass.
-                if not (claim_report.limit_deferred or claim_report.failed):
+            for server_id in server_ids:
+                out_of_time = (
+                    time_budget is not None
+                    and time.monotonic() - started > time_budget.total_seconds()
+                )
+                if out_of_time and report.claimed:
+                    # Work is left and the time is up (every pass sends at least one batch):
+                    # the caller queues the next pass.
+                    report.unfinished = True
+                    return report
+                round_report, more = _server_round(
+                    server_id=server_id,
+                    worker=worker,
+                    clock=clock,
+                    fixed_now=now is not None,
+                    batch_size=batch_size,
+                    pool=pool,
+                    deadline=None if time_budget is None else started + time_budget.total_seconds(),
+                )
+                report.add(round_report)
+                if not more:
                     finished.add(server_id)
-                continue
-            batch_report, completed = server_send_batch(
-                server=server, messages=claimed, worker=worker, now=clock() if now else None
-            )
-            report.add(batch_report)
-            if not completed or len(claimed) < batch_size:
-                finished.add(server_id)
+
+    finally:
+        pool.close()
 
 
 # --- Staff actions -----------------------------------------------------------------------

@@ -204,12 +204,23 @@ def counter_add(*, server: SmtpServer, count: int, at: datetime) -> None:
     SendCounter.objects.filter(pk=counter.pk).update(count=F("count") + count)
 
 
-def limit_in_flight(*, server: SmtpServer) -> tuple[int, int]:
+def limit_in_flight(*, server: SmtpServer, count_recipients: bool = True) -> tuple[int, int]:
     """Recipients of ``server``'s messages being sent now, and how many workers send them.
 
     Bounded by the batches in flight, not by the history. Counting them as used is what
     keeps concurrent workers under the limit together: a claim sees the others' claims.
+    ``count_recipients=False`` skips reading them (0 is returned): a server without a limit
+    only needs the workers, and its parallel connections would otherwise each read the
+    others' batches under the server's lock.
     """
+    workers = (
+        OutgoingMessage.objects.filter(server=server, status=OutgoingMessage.Status.SENDING)
+        .values("claimed_by")
+        .distinct()
+        .count()
+    )
+    if not count_recipients:
+        return 0, workers
     rows = Recipient.objects.filter(
         message__server=server,
         message__status=OutgoingMessage.Status.SENDING,
@@ -219,12 +230,6 @@ def limit_in_flight(*, server: SmtpServer) -> tuple[int, int]:
     for row in rows:
         per_message.setdefault(row.message_id, []).append(row)
     recipients = sum(len(envelope_addresses(group)) for group in per_message.values())
-    workers = (
-        OutgoingMessage.objects.filter(server=server, status=OutgoingMessage.Status.SENDING)
-        .values("claimed_by")
-        .distinct()
-        .count()
-    )
     return recipients, workers
 
 
