@@ -19,10 +19,21 @@ from smtpconfig import (
     admin_outbox,  # noqa: F401  (registers the outbox and settings admins)
 )
 from smtpconfig.diagnostics import server_connection_test, server_test_mail_send
+from smtpconfig.esp import ESP_SERVICES
 from smtpconfig.exceptions import ServerChangeRefused
-from smtpconfig.forms import DiagnosticMailForm, SmtpServerForm
-from smtpconfig.guidance import server_warnings
+from smtpconfig.forms import (
+    GOOGLE_KEY_FIELD,
+    GOOGLE_TOKEN_FIELDS,
+    MICROSOFT_FIELDS,
+    DiagnosticMailForm,
+    SmtpServerForm,
+    credentials_stored,
+    esp_field_names,
+)
+from smtpconfig.guidance import OFFICE365_BASIC_AUTH_WARNING, server_warnings
 from smtpconfig.models import SmtpServer
+from smtpconfig.oauth import oauth_mailbox_for
+from smtpconfig.oauth_guidance import basic_auth_retirement_warning, oauth_guidance_html
 from smtpconfig.presets import PRESETS, preset_get
 from smtpconfig.services import (
     server_create,
@@ -53,12 +64,13 @@ class SmtpServerAdmin(admin.ModelAdmin):
         "name",
         "address",
         "security",
+        "sign_in",
         "is_active",
         "limit",
         "paused",
     ]
     list_display_links = ["name"]
-    list_filter = ["is_active", "security", "limit_period"]
+    list_filter = ["is_active", "transport", "auth_method", "security", "limit_period"]
     search_fields = ["name", "host", "from_filter", "sender_email", "sender_name", "username"]
     actions = ["set_default", "reset_limit", "delete_selected"]
     readonly_fields = [
@@ -72,10 +84,10 @@ class SmtpServerAdmin(admin.ModelAdmin):
     ]
 
     class Media:
-        js = ["smtpconfig/server_presets.js"]
+        js = ["smtpconfig/server_presets.js", "smtpconfig/server_form.js"]
 
     def get_fieldsets(self, request, obj=None):
-        authentication = ["use_auth", "username", "new_password"]
+        authentication = ["use_auth", "auth_method", "username", "new_password"]
         limit = ["limit_period", "limit_count"]
         if obj is not None:
             authentication.append("clear_password")
@@ -84,10 +96,15 @@ class SmtpServerAdmin(admin.ModelAdmin):
             (None, {"fields": ["name", "is_active", "from_filter"]}),
             (_("Sender"), {"fields": ["sender_name", "sender_email", "reply_to"]}),
             (
-                _("Connection"),
-                {"fields": ["host", "port", "security", "timeout", "max_connections"]},
+                _("Sending through"),
+                {"fields": ["transport", "timeout", "max_connections"]},
             ),
-            (_("Authentication"), {"fields": authentication}),
+            (
+                _("Connection"),
+                {"classes": ["smtp-only"], "fields": ["host", "port", "security"]},
+            ),
+            (_("Authentication"), {"classes": ["smtp-only"], "fields": authentication}),
+            *self._credential_fieldsets(obj),
             (_("Send limit"), {"fields": limit}),
         ]
         if obj is not None:
@@ -107,6 +124,64 @@ class SmtpServerAdmin(admin.ModelAdmin):
             )
         return fieldsets
 
+    def _credential_fieldsets(self, obj) -> list:
+        """One fieldset per OAuth2 method (with its setup steps) and per e-mail service.
+
+        All are in the page: without JavaScript each shows under its own heading; the
+        form's script shows only the chosen one.
+        """
+        guidance = {
+            "mailbox": oauth_mailbox_for(server=obj) if obj is not None else "",
+            **self._stored_app_ids(obj),
+        }
+        fieldsets = [
+            (
+                _("Microsoft 365 (OAuth2) sign-in"),
+                {
+                    "classes": ["oauth-credentials", "auth-microsoft_oauth2"],
+                    "description": oauth_guidance_html(
+                        auth_method=SmtpServer.AuthMethod.MICROSOFT_OAUTH2, **guidance
+                    ),
+                    "fields": list(MICROSOFT_FIELDS.values()),
+                },
+            ),
+            (
+                _("Google Workspace (OAuth2) sign-in"),
+                {
+                    "classes": ["oauth-credentials", "auth-google_oauth2"],
+                    "description": oauth_guidance_html(
+                        auth_method=SmtpServer.AuthMethod.GOOGLE_OAUTH2,
+                        mailbox=guidance["mailbox"],
+                    ),
+                    "fields": [GOOGLE_KEY_FIELD, *GOOGLE_TOKEN_FIELDS.values()],
+                },
+            ),
+        ]
+        for transport in ESP_SERVICES:
+            fieldsets.append(
+                (
+                    gettext("%(service)s credentials")
+                    % {"service": SmtpServer.Transport(transport).label},
+                    {
+                        "classes": ["esp-credentials", f"transport-{transport}"],
+                        "fields": esp_field_names(transport),
+                    },
+                )
+            )
+        if obj is not None and obj.credentials:
+            fieldsets.append((_("Stored credentials"), {"fields": ["clear_credentials"]}))
+        return fieldsets
+
+    def _stored_app_ids(self, obj) -> dict:
+        """The stored Microsoft tenant and client id (no secrets) to fill in the steps."""
+        if obj is None or obj.auth_method != SmtpServer.AuthMethod.MICROSOFT_OAUTH2:
+            return {"tenant_id": "", "client_id": ""}
+        document = credentials_stored(server=obj)
+        return {
+            "tenant_id": str(document.get("tenant_id") or ""),
+            "client_id": str(document.get("client_id") or ""),
+        }
+
     @admin.display(description=_("Default"), ordering="-is_default")
     def default_star(self, server):
         if not server.is_default:
@@ -117,7 +192,25 @@ class SmtpServerAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("SMTP server"), ordering="host")
     def address(self, server):
+        if server.transport != SmtpServer.Transport.SMTP:
+            return server.get_transport_display()
         return f"{server.host}:{server.port}" if server.host else "—"
+
+    @admin.display(description=_("Sign-in"), ordering="auth_method")
+    def sign_in(self, server):
+        if server.transport != SmtpServer.Transport.SMTP:
+            return gettext("Service credentials")
+        if not server.use_auth:
+            return gettext("None")
+        warning = basic_auth_retirement_warning(server=server)
+        if not warning:
+            return server.get_auth_method_display()
+        return format_html(
+            '{} <span class="basic-auth-retiring" title="{}">⚠ {}</span>',
+            server.get_auth_method_display(),
+            warning,
+            gettext("ends December 2026"),
+        )
 
     @admin.display(description=_("Send limit"))
     def limit(self, server):
@@ -208,10 +301,18 @@ class SmtpServerAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         server = self.get_object(request, unquote(object_id))
         context = {
-            "server_warnings": server_warnings(server) if server else [],
+            "server_warnings": self._server_warnings(server) if server else [],
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)
+
+    def _server_warnings(self, server) -> list[str]:
+        retirement = basic_auth_retirement_warning(server=server)
+        if not retirement:
+            return server_warnings(server)
+        # The retirement warning says it for this server: not twice.
+        general = str(OFFICE365_BASIC_AUTH_WARNING)
+        return [retirement, *(text for text in server_warnings(server) if text != general)]
 
     def save_model(self, request, obj, form, change):
         password = form.cleaned_data.get("new_password") or None
@@ -220,10 +321,16 @@ class SmtpServerAdmin(admin.ModelAdmin):
                 server=obj,
                 password=password,
                 clear_password=form.cleaned_data.get("clear_password", False),
+                credentials=form.credentials_document,
                 acting_user=request.user,
             )
         else:
-            server_create(server=obj, password=password, acting_user=request.user)
+            server_create(
+                server=obj,
+                password=password,
+                credentials=form.credentials_document,
+                acting_user=request.user,
+            )
 
     def delete_model(self, request, obj):
         server_delete(server=obj, acting_user=request.user)

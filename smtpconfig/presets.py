@@ -24,6 +24,7 @@ class ServerPreset:
     use_auth: bool
     limit_period: str
     limit_count: int | None
+    auth_method: str = SmtpServer.AuthMethod.PASSWORD
     published_limits: Promise | str = ""
     warnings: tuple[Promise | str, ...] = ()
 
@@ -34,6 +35,7 @@ class ServerPreset:
             "port": self.port,
             "security": self.security,
             "use_auth": self.use_auth,
+            "auth_method": self.auth_method,
             "limit_period": self.limit_period,
             "limit_count": self.limit_count,
         }
@@ -57,6 +59,8 @@ OFFICE_365 = ServerPreset(
     use_auth=True,
     limit_period=SmtpServer.LimitPeriod.DAY,
     limit_count=10_000,
+    # Basic authentication is being switched off there (see the warning): start with OAuth2.
+    auth_method=SmtpServer.AuthMethod.MICROSOFT_OAUTH2,
     published_limits=_(
         "Microsoft's published limits: 10,000 recipients per day, 30 messages per minute."
     ),

@@ -14,6 +14,7 @@ from mailadmin.auditing import AuditAction, audit_record
 from smtpconfig.crypto import Secret
 from smtpconfig.exceptions import ServerChangeRefused
 from smtpconfig.models import SmtpServer
+from smtpconfig.oauth import oauth_token_discard
 from smtpconfig.validation import FromFilterError, parse_from_filter
 
 
@@ -48,11 +49,24 @@ def _password_apply(*, server: SmtpServer, password: str | None, clear_password:
         server.password = Secret(password)
 
 
+def _credentials_apply(*, server: SmtpServer, credentials: str | None) -> None:
+    if credentials is not None:
+        server.credentials = Secret(credentials)
+
+
 def server_create(
-    *, server: SmtpServer, password: str | None = None, acting_user=None
+    *,
+    server: SmtpServer,
+    password: str | None = None,
+    credentials: str | None = None,
+    acting_user=None,
 ) -> SmtpServer:
-    """Save a new server built by the form; the first server becomes the default one."""
+    """Save a new server built by the form; the first server becomes the default one.
+
+    ``credentials`` is the JSON document of an e-mail service or an OAuth2 sign-in.
+    """
     _password_apply(server=server, password=password, clear_password=False)
+    _credentials_apply(server=server, credentials=credentials)
     with transaction.atomic():
         has_default = SmtpServer.objects.select_for_update().filter(is_default=True).exists()
         # With no default, mail from any sender outside the filters would have no way out.
@@ -66,9 +80,15 @@ def server_update(
     server: SmtpServer,
     password: str | None = None,
     clear_password: bool = False,
+    credentials: str | None = None,
     acting_user=None,
 ) -> SmtpServer:
-    """Save the changes the form made to ``server``; a blank ``password`` keeps the stored one."""
+    """Save the changes the form made to ``server``; a blank ``password`` keeps the stored one.
+
+    ``credentials`` replaces the stored credentials document; ``None`` keeps it. A change of
+    the sign-in method, its credentials or the mailbox drops the cached OAuth2 token: it was
+    issued for what was there before.
+    """
     if server.is_default and not server.is_active:
         raise ServerChangeRefused(
             _(
@@ -84,12 +104,15 @@ def server_update(
         .first()
         or {}
     )
+    _credentials_apply(server=server, credentials=credentials)
     changed = [name for name in stored if stored[name] != getattr(server, name)]
     if password or clear_password:
         changed.append("password")
     _password_apply(server=server, password=password, clear_password=clear_password)
     with transaction.atomic():
         server.save()
+        if set(changed) & {"username", "auth_method", "credentials"}:
+            oauth_token_discard(server=server)
         if changed:
             # The trail masks the secret values; it keeps which of them changed.
             audit_record(

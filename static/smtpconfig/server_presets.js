@@ -44,7 +44,7 @@
           return;
         }
         event.preventDefault();
-        ["host", "port", "security", "use_auth", "limit_period", "limit_count"].forEach(
+        ["host", "port", "security", "use_auth", "auth_method", "limit_period", "limit_count"].forEach(
           function (name) {
             setField(name, preset[name]);
           }

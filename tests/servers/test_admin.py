@@ -644,7 +644,13 @@ def test_bulk_delete_including_a_server_the_outbox_names_is_refused(admin_client
 
 
 def test_an_e_mail_service_server_needs_no_host_or_smtp_password(admin_client, make_server):
-    server = make_server(name="Mailgun", transport="mailgun", host="", use_auth=True)
+    server = make_server(
+        name="Mailgun",
+        transport="mailgun",
+        host="",
+        use_auth=True,
+        credentials='{"api_key": "key-1"}',
+    )
 
     response = admin_client.post(
         change_url(server), form_data(name="Mailgun", host="", use_auth="on", port="587")
