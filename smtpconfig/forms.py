@@ -317,12 +317,12 @@ class SmtpServerForm(EspCredentialFields, forms.ModelForm):
         return cleaned
 
     def _ignore_smtp_fields(self, cleaned):
-        # An e-mail service has no SMTP host, port or user: whatever those fields hold is not
-        # checked, and a value that would not pass leaves the stored one in place.
+        # An e-mail service has no SMTP host, port or user: whatever those fields hold is
+        # neither checked nor saved, and the stored values stay for a switch back to SMTP.
         for name in SMTP_ONLY_FIELDS:
             if name in self.errors:
                 del self.errors[name]
-                cleaned[name] = getattr(self.instance, name)
+            cleaned[name] = getattr(self.instance, name)
 
     def _clean_credentials(self, cleaned):
         transport = self.chosen_transport
@@ -346,7 +346,7 @@ class SmtpServerForm(EspCredentialFields, forms.ModelForm):
         else:
             # Password sign-in keeps no service or OAuth2 secret it no longer uses.
             document = {}
-        if document is not None:
+        if document is not None and document != credentials_stored(server=self.instance):
             self.credentials_document = json.dumps(document, sort_keys=True) if document else ""
 
     def _esp_document(self, cleaned, transport: str, base: dict) -> dict | None:

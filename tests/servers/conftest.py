@@ -4,6 +4,13 @@ import pytest
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+# The local OAuth2 token endpoint and XOAUTH2 peer, for servers set up through the form.
+from tests.oauth.conftest import (  # noqa: F401
+    service_account_key,
+    token_endpoint,
+    xoauth2_peer,
+)
+
 
 @pytest.fixture
 def admin_user(db, django_user_model):
