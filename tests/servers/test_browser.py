@@ -112,3 +112,55 @@ def test_server_saved_from_a_preset(admin_page, live_server):
     assert server.is_default
     assert "★" in admin_page.locator("td.field-default_star").first.inner_text()
     assert admin_page.csp_violations == []
+
+
+def test_the_form_shows_only_what_the_transport_and_sign_in_method_use(admin_page, live_server):
+    admin_page.goto(f"{live_server.url}/admin/smtpconfig/smtpserver/add/")
+    connection = admin_page.locator("fieldset.smtp-only").first
+    microsoft = admin_page.locator("fieldset.auth-microsoft_oauth2")
+    google = admin_page.locator("fieldset.auth-google_oauth2")
+    postmark = admin_page.locator("fieldset.transport-postmark")
+    assert connection.is_visible()
+    assert microsoft.is_hidden() and google.is_hidden() and postmark.is_hidden()
+    assert admin_page.locator("#id_new_password").is_visible()
+
+    admin_page.select_option("#id_transport", "postmark")
+
+    assert postmark.is_visible()
+    assert admin_page.locator("fieldset.transport-mailgun").is_hidden()
+    assert connection.is_hidden()
+    assert microsoft.is_hidden()
+
+    admin_page.select_option("#id_transport", "smtp")
+    admin_page.click("a[data-preset=office365]")
+
+    assert admin_page.input_value("#id_auth_method") == "microsoft_oauth2"
+    assert microsoft.is_visible() and google.is_hidden()
+    assert "SMTP.SendAsApp" in microsoft.inner_text()
+    assert admin_page.locator("#id_new_password").is_hidden()
+
+    admin_page.select_option("#id_auth_method", "google_oauth2")
+
+    assert google.is_visible() and microsoft.is_hidden()
+    assert "Manage Domain Wide Delegation" in google.inner_text()
+    assert admin_page.csp_violations == []
+
+
+def test_a_service_server_saved_from_the_browser_keeps_its_key_hidden(admin_page, live_server):
+    admin_page.goto(f"{live_server.url}/admin/smtpconfig/smtpserver/add/")
+    admin_page.fill("#id_name", "Mailings")
+    admin_page.fill("#id_sender_email", "office@club.example")
+    admin_page.select_option("#id_transport", "postmark")
+    admin_page.fill("#id_esp_postmark_server_token", "pm-browser-token-1")
+    admin_page.click("input[name=_save]")
+
+    admin_page.locator(".messagelist .success").wait_for()
+    server = SmtpServer.objects.get()
+    assert server.transport == "postmark"
+    assert server.credentials == '{"server_token": "pm-browser-token-1"}'
+    assert "pm-browser-token-1" not in admin_page.content()
+    admin_page.goto(f"{live_server.url}/admin/smtpconfig/smtpserver/{server.pk}/change/")
+    assert "pm-browser-token-1" not in admin_page.content()
+    assert admin_page.locator("fieldset.transport-postmark").is_visible()
+    assert admin_page.locator("fieldset.smtp-only").first.is_hidden()
+    assert admin_page.csp_violations == []
