@@ -50,9 +50,46 @@ def _reply_text(error: smtplib.SMTPResponseException) -> str:
     return f"{error.smtp_code} {text}".strip()
 
 
+def _where(server: SmtpServer) -> str:
+    """What the test talks to: the SMTP server's address, or the e-mail service's name."""
+    if server.transport != SmtpServer.Transport.SMTP:
+        return str(server.get_transport_display())
+    return f"{server.host}:{server.port}"
+
+
+def _service_failure_report(*, server: SmtpServer, error: ConnectionFailed) -> DiagnosticReport:
+    """Why an e-mail service's client could not be built: its stored credentials, mostly.
+
+    The text names missing or unknown keys, never a value.
+    """
+    if error.outcome == Outcome.CREDENTIALS:
+        return DiagnosticReport(
+            False,
+            _(
+                "%(service)s cannot be used with the stored credentials: %(reason)s Enter them "
+                "again on the server's page."
+            )
+            % {"service": _where(server), "reason": str(error)},
+            str(error),
+            Failure.MISSING_CREDENTIALS,
+        )
+    return DiagnosticReport(
+        False,
+        _("Could not reach %(service)s: %(error)s") % {"service": _where(server), "error": error},
+        str(error),
+        Failure.NETWORK,
+    )
+
+
+def _open_failure_report(*, server: SmtpServer, error: ConnectionFailed) -> DiagnosticReport:
+    if server.transport != SmtpServer.Transport.SMTP:
+        return _service_failure_report(server=server, error=error)
+    return _failure_report(server=server, error=error.__cause__ or error)
+
+
 def _failure_report(*, server: SmtpServer, error: BaseException) -> DiagnosticReport:
     """Name the precise reason ``error`` (the transport's underlying one) stopped the test."""
-    where = f"{server.host}:{server.port}"
+    where = _where(server)
     if isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(
         error.__context__, TimeoutError
     ):
@@ -201,7 +238,7 @@ def server_connection_test(*, server: SmtpServer) -> DiagnosticReport:
     try:
         connection.open()
     except ConnectionFailed as error:
-        return _failure_report(server=server, error=error.__cause__ or error)
+        return _open_failure_report(server=server, error=error)
     try:
         session = getattr(connection.backend, "connection", None)
         if not isinstance(session, smtplib.SMTP):
@@ -231,10 +268,10 @@ def diagnostic_mail_build(*, server: SmtpServer, recipient: str) -> bytes:
     message = EmailMessage(
         subject=_("Mailadmin test mail through “%(server)s”") % {"server": server.name},
         body=_(
-            "This is a test mail sent from Mailadmin through the SMTP server “%(server)s” "
+            "This is a test mail sent from Mailadmin through the server “%(server)s” "
             "(%(where)s). If you can read it, the server delivers mail.\n"
         )
-        % {"server": server.name, "where": f"{server.host}:{server.port}"},
+        % {"server": server.name, "where": _where(server)},
         from_email=formataddr((server.sender_name, server.sender_email)),
         to=[recipient],
         reply_to=[server.reply_to] if server.reply_to else [],
@@ -253,7 +290,7 @@ def server_test_mail_send(*, server: SmtpServer, recipient: str) -> DiagnosticRe
     try:
         connection.open()
     except ConnectionFailed as error:
-        return _failure_report(server=server, error=error.__cause__ or error)
+        return _open_failure_report(server=server, error=error)
     try:
         result = connection.send(envelope_from=server.sender_email, recipients=[recipient], raw=raw)
     finally:
