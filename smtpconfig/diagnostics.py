@@ -17,6 +17,7 @@ from django.core.mail import EmailMessage
 from django.utils.translation import gettext as _
 
 from smtpconfig.models import SmtpServer
+from smtpconfig.oauth import CredentialsRejected, oauth_mailbox_for, oauth_uses_xoauth2
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed, server_connection
 
@@ -145,6 +146,16 @@ def _failure_report(*, server: SmtpServer, error: BaseException) -> DiagnosticRe
             str(error),
             Failure.TLS,
         )
+    if isinstance(error, CredentialsRejected) and error.smtp_code is None:
+        # The provider's token endpoint refused before any SMTP sign-in: its words, not a
+        # reply code.
+        return DiagnosticReport(
+            False,
+            _("%(provider)s refused the OAuth2 sign-in: %(reason)s")
+            % {"provider": error.provider, "reason": error},
+            str(error),
+            Failure.AUTHENTICATION,
+        )
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return DiagnosticReport(
             False,
@@ -224,7 +235,11 @@ def _session_description(server: SmtpServer, session: smtplib.SMTP) -> str:
         if tls_version
         else _("without encryption"),
     ]
-    if server.use_auth:
+    if oauth_uses_xoauth2(server=server):
+        parts.append(
+            _("signed in with OAuth2 as %(user)s") % {"user": oauth_mailbox_for(server=server)}
+        )
+    elif server.use_auth:
         parts.append(_("signed in as %(user)s") % {"user": server.username})
     return ", ".join(parts)
 

@@ -675,6 +675,50 @@ def test_an_office365_server_set_up_in_the_form_passes_test_connection(
         reverse("admin:smtpconfig_smtpserver_test_connection", args=[server.pk])
     ).content.decode()
 
-    assert f"signed in as {MAILBOX}" in page
+    assert f"signed in with OAuth2 as {MAILBOX}" in page
     assert "diagnostic-ok" in page
     assert token_endpoint.requests["microsoft_token"] == 1
+
+
+def test_without_an_smtp_user_oauth_signs_in_as_the_sender(
+    admin_client, token_endpoint, xoauth2_peer
+):
+    peer = xoauth2_peer()
+    token_endpoint.register_microsoft_app(
+        tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, mailboxes=[MAILBOX]
+    )
+    response = admin_client.post(
+        ADD_URL,
+        microsoft_form(
+            host=peer.host, port=str(peer.port), security="none", username="", sender_email=MAILBOX
+        ),
+    )
+    assert response.status_code == 302, errors_of(response)
+
+    page = admin_client.post(
+        reverse("admin:smtpconfig_smtpserver_test_connection", args=[SmtpServer.objects.get().pk])
+    ).content.decode()
+
+    assert f"signed in with OAuth2 as {MAILBOX}" in page
+    assert len(peer.received) == 0
+
+
+def test_a_refused_app_is_reported_with_the_providers_words(
+    admin_client, token_endpoint, xoauth2_peer
+):
+    peer = xoauth2_peer()
+    token_endpoint.register_microsoft_app(
+        tenant_id=TENANT_ID,
+        client_id=CLIENT_ID,
+        client_secret="another-secret",
+        mailboxes=[MAILBOX],
+    )
+    admin_client.post(ADD_URL, microsoft_form(host=peer.host, port=str(peer.port), security="none"))
+
+    page = admin_client.post(
+        reverse("admin:smtpconfig_smtpserver_test_connection", args=[SmtpServer.objects.get().pk])
+    ).content.decode()
+
+    assert "diagnostic-failed" in page
+    assert "Microsoft 365 refused the OAuth2 sign-in" in page
+    assert CLIENT_SECRET not in page
