@@ -22,6 +22,8 @@ A message is ``sent`` when no recipient is left to retry and at least one accept
 ``failed`` when none did.
 """
 
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connections, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -44,12 +46,13 @@ from smtpconfig.limits import (
     counter_add,
     envelope_address,
     envelope_addresses,
+    limit_bucket_for,
     limit_in_flight,
     limit_next_fit,
     limit_period_length,
     limit_usage,
 )
-from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
+from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SendCounter, SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
 from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult, server_connection
@@ -60,12 +63,6 @@ SERVER_OUTCOMES = (Outcome.SERVER_BUSY, Outcome.QUOTA, Outcome.CREDENTIALS)
 # Rejected credentials will not fix themselves quickly; try again now and then so a
 # password corrected elsewhere (or a provider's hiccup) resumes without anyone's help.
 CREDENTIALS_PAUSE = timedelta(hours=1)
-# Results of messages every recipient accepted are committed together, up to this many or
-# this old: one commit (a disk flush) per message would cost more than sending it. A worker
-# killed in between loses at most that many results; their messages go out again once their
-# lease expires, as any message whose result was not recorded.
-RECORD_GROUP = 100
-RECORD_GROUP_SECONDS = 0.5
 PERIOD_NAMES = {
     SmtpServer.LimitPeriod.HOUR: _("hour"),
     SmtpServer.LimitPeriod.DAY: _("day"),
@@ -310,69 +307,75 @@ def _all_accepted(result: SendResult) -> bool:
     )
 
 
-@transaction.atomic
-def messages_record_accepted(
-    *, server: SmtpServer, results: list[tuple[OutgoingMessage, SendResult]], now: datetime
-) -> None:
-    """Record attempts of ``server``'s messages that every recipient accepted, in one
-    transaction and a few statements for all: what ``message_record_attempt`` writes for
-    each (recipients ``sent`` with the server's reply, the message ``sent``, its attempt and
-    sent events, the limit's counter)."""
-    row_updates: dict[tuple[str, str, bool], list[int]] = {}
-    events = []
-    accepted_total = 0
-    for message, result in results:
-        by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
-        rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
-        accepted: set[str] = set()
-        for row in rows:
-            address = envelope_address(row)
-            row.reply = _fate_of(address, result, by_address).reply
-            accepted.add(address.lower())
-            fill_delivered_to = False
-            if row.status != Recipient.Status.REDIRECTED:
-                row.status = Recipient.Status.SENT
-                fill_delivered_to = not row.delivered_to
-                row.delivered_to = row.delivered_to or address
-            row.updated_at = now
-            row_updates.setdefault((row.status, row.reply, fill_delivered_to), []).append(row.pk)
-        events.append(
-            MessageEvent(
-                message=message,
-                kind=MessageEvent.Kind.ATTEMPT,
-                detail=_attempt_detail(
-                    result=result, accepted=len(accepted), rows=rows, worker=message.claimed_by
-                ),
-            )
-        )
-        events.append(MessageEvent(message=message, kind=MessageEvent.Kind.SENT, detail=""))
-        accepted_total += len(accepted)
-        message.attempts += 1
-        message.status = OutgoingMessage.Status.SENT
-        message.next_attempt_at = None
-        message.lease_expires_at = None
-        message.claimed_by = ""
-        message.last_error = ""
-        message.sent_at = now
-        message.updated_at = now
-    for (status, reply, fill_delivered_to), ids in row_updates.items():
-        # Not redirected, an accepted row's address is its own (``envelope_address``).
-        values = {"delivered_to": F("email")} if fill_delivered_to else {}
-        Recipient.objects.filter(pk__in=ids).update(
-            status=status, reply=reply, updated_at=now, **values
-        )
-    OutgoingMessage.objects.filter(pk__in=[message.pk for message, _result in results]).update(
-        status=OutgoingMessage.Status.SENT,
-        attempts=F("attempts") + 1,
-        next_attempt_at=None,
-        lease_expires_at=None,
-        claimed_by="",
-        last_error="",
-        sent_at=now,
-        updated_at=now,
+@functools.cache
+def _accepted_statements() -> tuple[str, str, str, str]:
+    """The four statements that record one fully accepted message (built once: composing
+    them through the ORM for every message would cost more than sending it). Only table
+    names and status constants are interpolated; every value is a parameter."""
+    message = OutgoingMessage._meta.db_table
+    recipient = Recipient._meta.db_table
+    event = MessageEvent._meta.db_table
+    counter = SendCounter._meta.db_table
+    envelope = ", ".join(f"'{status}'" for status in ENVELOPE_STATUSES)
+    redirected = Recipient.Status.REDIRECTED
+    return (
+        f"UPDATE {recipient} SET"  # noqa: S608
+        f" status = CASE WHEN status = '{redirected}' THEN status"
+        f" ELSE '{Recipient.Status.SENT}' END,"
+        f" delivered_to = CASE WHEN status = '{redirected}' OR delivered_to <> ''"
+        f" THEN delivered_to ELSE email END,"
+        f" reply = %s, updated_at = %s"
+        f" WHERE message_id = %s AND status IN ({envelope})",
+        f"UPDATE {message} SET status = '{OutgoingMessage.Status.SENT}',"  # noqa: S608
+        f" attempts = attempts + 1, next_attempt_at = NULL, lease_expires_at = NULL,"
+        f" claimed_by = '', last_error = '', sent_at = %s, updated_at = %s WHERE id = %s",
+        f"INSERT INTO {event} (message_id, kind, detail, created_at)"  # noqa: S608
+        f" VALUES (%s, '{MessageEvent.Kind.ATTEMPT}', %s, %s),"
+        f" (%s, '{MessageEvent.Kind.SENT}', '', %s)",
+        f"INSERT INTO {counter} (server_id, bucket, count) VALUES (%s, %s, %s)"  # noqa: S608
+        f" ON CONFLICT (server_id, bucket) DO UPDATE SET count = {counter}.count + %s",
     )
-    MessageEvent.objects.bulk_create(events)
-    counter_add(server=server, count=accepted_total, at=now)
+
+
+@transaction.atomic
+def message_record_accepted(
+    *, server: SmtpServer, message: OutgoingMessage, result: SendResult, now: datetime
+) -> None:
+    """Record an attempt every recipient accepted with one reply: exactly what
+    ``message_record_attempt`` writes for it (recipients ``sent`` with the reply, the
+    message ``sent``, its attempt and sent events, the limit's counter), in four statements.
+    """
+    rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
+    by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
+    fates = {_fate_of(envelope_address(row), result, by_address) for row in rows}
+    if len(fates) != 1 or any(fate.outcome != Outcome.ACCEPTED for fate in fates):
+        message_record_attempt(message=message, result=result, retry=True, now=now)
+        return
+    (reply,) = {fate.reply for fate in fates}
+    for row in rows:
+        row.reply = reply
+    accepted = len(envelope_addresses(rows))
+    detail = _attempt_detail(result=result, accepted=accepted, rows=rows, worker=message.claimed_by)
+    db = transaction.get_connection()
+    # As the ORM writes them: the recipients' change at ``now``, the message's and the
+    # events' own timestamps (auto_now, auto_now_add) at the wall time.
+    when = db.ops.adapt_datetimefield_value(now)
+    wall = db.ops.adapt_datetimefield_value(timezone.now())
+    bucket = db.ops.adapt_datetimefield_value(
+        limit_bucket_for(at=now, period=server.limit_period, reset_at=server.limit_reset_at)
+    )
+    recipients_sql, message_sql, events_sql, counter_sql = _accepted_statements()
+    with db.cursor() as cursor:
+        cursor.execute(recipients_sql, [reply, when, message.pk])
+        cursor.execute(message_sql, [when, wall, message.pk])
+        cursor.execute(events_sql, [message.pk, detail, wall, message.pk, wall])
+        if accepted:
+            cursor.execute(counter_sql, [server.pk, bucket, accepted, accepted])
+    message.attempts += 1
+    message.status = OutgoingMessage.Status.SENT
+    message.next_attempt_at = message.lease_expires_at = None
+    message.claimed_by = message.last_error = ""
+    message.sent_at = now
 
 
 # --- The queue's drain -------------------------------------------------------------------
@@ -633,25 +636,9 @@ def server_send_batch(
     margin = _reply_margin(server)
     connection = server_connection(server)
     completed = True
-    accepted: list[tuple[OutgoingMessage, SendResult]] = []
-    accepted_since = 0.0
-
-    def record_accepted() -> None:
-        if accepted:
-            messages_record_accepted(server=server, results=accepted, now=clock())
-            for sent, _result in accepted:
-                report.count(sent)
-            accepted.clear()
-
     try:
         while remaining:
-            if accepted and (
-                len(accepted) >= RECORD_GROUP
-                or time.monotonic() - accepted_since > RECORD_GROUP_SECONDS
-            ):
-                record_accepted()
             if clock() + margin > lease_until:
-                record_accepted()
                 ours = _lease_renew(server=server, messages=remaining, worker=worker, now=clock())
                 remaining = [message for message in remaining if message.pk in ours]
                 lease_until = clock() + _lease(server)
@@ -662,7 +649,6 @@ def server_send_batch(
                 try:
                     connection.open()
                 except ConnectionFailed as error:
-                    record_accepted()
                     # The server cannot be reached: every message of the batch meets the same
                     # fate (deferred, or queued behind a paused server), none is lost.
                     failure = SendResult(error.outcome, error.code, str(error))
@@ -682,19 +668,18 @@ def server_send_batch(
                 )
             except Exception as error:  # noqa: BLE001  (one bad message must not stop the rest)
                 logger.exception("Sending message %s failed", message.pk)
-                record_accepted()
                 connection.discard()
                 result = SendResult(Outcome.PERMANENT, None, f"{type(error).__name__}: {error}")
                 message_record_attempt(message=message, result=result, retry=False, now=clock())
                 report.errors.append(f"{message.pk}: {result.reply}")
                 report.count(message)
                 continue
+            # Recorded before the next message is sent, so a worker that dies leaves at most
+            # the message in flight unrecorded (the one that may then go out twice).
             if _all_accepted(result):
-                if not accepted:
-                    accepted_since = time.monotonic()
-                accepted.append((message, result))
+                message_record_accepted(server=server, message=message, result=result, now=clock())
+                report.count(message)
                 continue
-            record_accepted()
             message_record_attempt(message=message, result=result, retry=True, now=clock())
             report.count(message)
             if _server_outcome(result) is not None or (
@@ -706,10 +691,44 @@ def server_send_batch(
                 break
     finally:
         connection.close()
-        record_accepted()
         if remaining:
             report.requeued += outbox_release(messages=remaining, worker=worker)
     return report, completed
+
+
+@contextlib.contextmanager
+def _commits_without_flush():
+    """Let this connection's commits return before the disk flush (SQLite in WAL mode:
+    ``synchronous=NORMAL``; PostgreSQL: ``synchronous_commit=off``), for the results of a
+    batch.
+
+    A worker that dies (even by SIGKILL) loses nothing it committed: the data is with the
+    operating system or the database server. Only a crash of the machine or the database
+    itself may lose the last results; their messages then go out again, as any message
+    whose result was not recorded. One flush per message would cost more than sending it.
+    """
+    db = transaction.get_connection()
+    if db.in_atomic_block:
+        # Inside a caller's transaction nothing commits here anyway.
+        yield
+        return
+    restore = None
+    with db.cursor() as cursor:
+        if db.vendor == "sqlite":
+            cursor.execute("PRAGMA journal_mode")
+            if cursor.fetchone()[0].lower() == "wal":
+                cursor.execute("PRAGMA synchronous")
+                restore = f"PRAGMA synchronous = {int(cursor.fetchone()[0])}"
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        elif db.vendor == "postgresql":
+            cursor.execute("SET synchronous_commit TO OFF")
+            restore = "RESET synchronous_commit"
+    try:
+        yield
+    finally:
+        if restore is not None:
+            with db.cursor() as cursor:
+                cursor.execute(restore)
 
 
 def _connection_batch(
@@ -724,9 +743,10 @@ def _connection_batch(
         # Nothing sendable now; if this batch was deferred (or failed) for the limit, the
         # next batch of the queue gets the same treatment in this pass.
         return report, bool(report.limit_deferred or report.failed)
-    batch_report, completed = server_send_batch(
-        server=server, messages=claimed, worker=worker, now=clock() if fixed_now else None
-    )
+    with _commits_without_flush():
+        batch_report, completed = server_send_batch(
+            server=server, messages=claimed, worker=worker, now=clock() if fixed_now else None
+        )
     report.add(batch_report)
     return report, completed and len(claimed) >= batch_size
 

@@ -1,4 +1,4 @@
-"""Parallel connections per server (``max_connections``) and the grouped recording of results.
+"""Parallel connections per server (``max_connections``) and the fast record of accepted messages.
 
 The drain's threads use their own database connections, so these tests commit for real
 (``transaction=True``) instead of running inside the test's transaction.
@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 
 from smtpconfig.delivery import (
+    message_record_accepted,
     message_record_attempt,
-    messages_record_accepted,
     outbox_claim,
     outbox_drain,
 )
@@ -79,9 +79,9 @@ def test_a_refusal_among_accepted_messages_is_recorded_on_its_own(sink, make_ser
     assert refused.recipients.get().status == Recipient.Status.REFUSED
 
 
-def test_grouped_recording_writes_what_one_attempt_writes(make_server):
+def test_the_fast_record_writes_what_one_attempt_writes(make_server):
     server = make_server()
-    one, grouped = queued_messages(server=server, count=2)
+    one, fast = queued_messages(server=server, count=2)
     now = one.created_at + timedelta(seconds=5)
     _server, claimed, _report = outbox_claim(
         server_id=server.pk, worker="host:1:abc", now=now, batch_size=2
@@ -95,9 +95,7 @@ def test_grouped_recording_writes_what_one_attempt_writes(make_server):
         )
 
     message_record_attempt(message=by_pk[one.pk], result=accepted(one), retry=True, now=now)
-    messages_record_accepted(
-        server=server, results=[(by_pk[grouped.pk], accepted(grouped))], now=now
-    )
+    message_record_accepted(server=server, message=by_pk[fast.pk], result=accepted(fast), now=now)
 
     def written(message):
         message = OutgoingMessage.objects.get(pk=message.pk)
@@ -115,6 +113,6 @@ def test_grouped_recording_writes_what_one_attempt_writes(make_server):
             events,
         )
 
-    assert written(one) == written(grouped)
+    assert written(one) == written(fast)
     assert written(one)[0] == Status.SENT and written(one)[-1][0][0] == MessageEvent.Kind.ATTEMPT
     assert sum(SendCounter.objects.values_list("count", flat=True)) == 2
