@@ -108,6 +108,7 @@ def _esp_credential_fields() -> dict[str, forms.Field]:
             fields[esp_field_name(transport, key)] = forms.CharField(
                 label=ESP_KEY_LABELS.get(key, key),
                 required=False,
+                help_text="" if key in service.required else _("Optional."),
                 widget=forms.TextInput(attrs={"autocomplete": "off"})
                 if public
                 else _secret_input(),

@@ -554,6 +554,27 @@ def test_the_steps_name_the_servers_tenant_app_and_mailbox(admin_client, make_se
     assert CLIENT_SECRET not in page
 
 
+def test_the_steps_escape_what_the_administrator_typed(admin_client, make_server):
+    server = make_server(
+        name="Office",
+        use_auth=True,
+        auth_method="microsoft_oauth2",
+        username='<img src=x onerror="alert(1)">@club.example',
+    )
+
+    page = admin_client.get(change_url(server)).content.decode()
+
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;@club.example" in page
+
+
+def test_optional_service_values_say_so(admin_client):
+    form = admin_client.get(ADD_URL).context["adminform"].form
+
+    assert form.fields["esp_postmark_message_stream"].help_text == "Optional."
+    assert form.fields["esp_postmark_server_token"].help_text == ""
+
+
 def test_office365_password_server_shows_the_retirement_warning_once(admin_client, make_server):
     office = make_server(
         name="Office",
