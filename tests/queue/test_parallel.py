@@ -7,9 +7,10 @@ The drain's threads use their own database connections, so these tests commit fo
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from smtpconfig.delivery import (
+    message_envelope,
     message_record_accepted,
     message_record_attempt,
     outbox_claim,
@@ -18,7 +19,7 @@ from smtpconfig.delivery import (
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SendCounter
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import RecipientResult, SendResult
-from tests.queue.factory import queued_messages
+from tests.queue.factory import queued_message, queued_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,3 +117,53 @@ def test_the_fast_record_writes_what_one_attempt_writes(make_server):
     assert written(one) == written(fast)
     assert written(one)[0] == Status.SENT and written(one)[-1][0][0] == MessageEvent.Kind.ATTEMPT
     assert sum(SendCounter.objects.values_list("count", flat=True)) == 2
+
+
+@pytest.mark.parametrize("test_mode", [False, True])
+def test_the_fast_record_matches_for_several_recipients_and_test_mode(make_server, test_mode):
+    server = make_server(limit_period="day", limit_count=100)
+    to = ("a@m.example", "b@m.example")
+    one = queued_message(server=server, to=to, bcc=("c@m.example",))
+    fast = queued_message(server=server, to=to, bcc=("c@m.example",))
+    if test_mode:
+        Recipient.objects.update(status=Recipient.Status.REDIRECTED, delivered_to="qa@club.example")
+    now = one.created_at + timedelta(seconds=5)
+    _server, claimed, _report = outbox_claim(
+        server_id=server.pk, worker="host:1:abc", now=now, batch_size=2
+    )
+    by_pk = {message.pk: message for message in claimed}
+    envelope = message_envelope(message=by_pk[one.pk])
+    result = SendResult(
+        Outcome.ACCEPTED,
+        250,
+        "",
+        [RecipientResult(address, Outcome.ACCEPTED, 250, "") for address in envelope],
+    )
+    message_record_attempt(message=by_pk[one.pk], result=result, retry=True, now=now)
+    message_record_accepted(server=server, message=by_pk[fast.pk], result=result, now=now)
+
+    def written(message):
+        message = OutgoingMessage.objects.get(pk=message.pk)
+        rows = list(message.recipients.values_list("email", "status", "reply", "delivered_to"))
+        events = list(message.events.values_list("kind", "detail"))
+        return message.status, message.attempts, message.sent_at, rows, events
+
+    assert written(one) == written(fast)
+    counted = sum(SendCounter.objects.values_list("count", flat=True))
+    assert counted == 2 * len(envelope) == (2 if test_mode else 6)
+
+
+def test_the_drain_leaves_the_connection_flushing_as_before(sink, make_server):
+    server = make_server(sink=sink)
+    queued_messages(server=server, count=2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "PRAGMA synchronous" if connection.vendor == "sqlite" else "SHOW synchronous_commit"
+        )
+        before = cursor.fetchone()[0]
+    assert outbox_drain().sent == 2
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "PRAGMA synchronous" if connection.vendor == "sqlite" else "SHOW synchronous_commit"
+        )
+        assert cursor.fetchone()[0] == before
