@@ -37,7 +37,9 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 messages: $(STAMP)
-	cd mailadmin && ../$(PY) ../manage.py compilemessages
+	DEBUG=1 $(PY) manage.py makemessages -l fr -l de --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=test-artifacts
+	scripts/check-translations
+	DEBUG=1 $(PY) manage.py compilemessages --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var/static

@@ -263,11 +263,14 @@ def test_switch_the_language_to_french_on_a_tablet(chromium, live_server, admini
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
     page.get_by_label("Language").select_option("fr")
-    page.get_by_role("button", name="Change").click()
+    page.get_by_role("button", name="Change", exact=True).click()
 
     page.wait_for_url("**/routing/?sender=info%40club.example")
     assert page.locator("html").get_attribute("lang") == "fr"
     assert page.get_by_role("button", name="Déconnexion").is_visible()
+    assert page.locator("#mailadmin-nav").get_by_role("link", name="Tableau de bord").is_visible()
+    assert page.get_by_label("Adresse de l'expéditeur").is_visible()
+    assert page.get_by_role("button", name="Changer", exact=True).is_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     # The language stays for the next page.
     page.goto(f"{live_server.url}/admin/")
