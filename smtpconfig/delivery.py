@@ -38,6 +38,7 @@ from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_q.tasks import async_task
 
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.exceptions import MailadminError
@@ -58,6 +59,8 @@ from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
 from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult, server_connection
 
 logger = logging.getLogger(__name__)
+
+DRAIN_TASK = "smtpconfig.tasks.drain_outbox"
 
 SERVER_OUTCOMES = (Outcome.SERVER_BUSY, Outcome.QUOTA, Outcome.CREDENTIALS)
 # Rejected credentials will not fix themselves quickly; try again now and then so a
@@ -948,24 +951,39 @@ def message_retry_now(
         locked.next_attempt_at = now
         locked.save(update_fields=["next_attempt_at", "updated_at"])
         MessageEvent.objects.create(message=locked, kind=MessageEvent.Kind.RETRY_NOW, user=user)
+        drain_soon()
     return locked
 
 
-def server_limit_reset(*, server: SmtpServer, user, now: datetime | None = None) -> None:
-    """Start a new limit window now, recording who did it; mail waiting for the limit of
-    this server becomes due at once.
+def outbox_wake_limit_deferred(*, server: SmtpServer, now: datetime | None = None) -> int:
+    """After "Reset limit": mail of ``server`` waiting for the limit becomes due at once, and
+    a drain is asked for. Returns how many messages woke up.
 
     Mail waiting for the limit is told apart from mail waiting to retry by its recipients:
     none of them was refused for now (``deferred``), they were simply not tried yet.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        SmtpServer.objects.filter(pk=server.pk).update(limit_reset_at=now, limit_reset_by=user)
+    woken = (
         OutgoingMessage.objects.filter(
             server=server, status=OutgoingMessage.Status.DEFERRED, next_attempt_at__gt=now
-        ).exclude(
+        )
+        .exclude(
             Exists(
                 Recipient.objects.filter(message=OuterRef("pk"), status=Recipient.Status.DEFERRED)
             )
-        ).update(next_attempt_at=now)
-    server.limit_reset_at, server.limit_reset_by = now, user
+        )
+        .update(next_attempt_at=now)
+    )
+    if woken:
+        drain_soon()
+    return woken
+
+
+def drain_soon() -> None:
+    """Ask the cluster for a drain pass once the current transaction commits (at once
+    outside one). Only the task's name travels: no message content, no secret.
+
+    The routing backend calls this after recording queued mail; the every-minute schedule
+    catches any request a broker lost.
+    """
+    transaction.on_commit(lambda: async_task(DRAIN_TASK, task_name="drain outbox"))

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from mailadmin.auditing import AuditAction, audit_record
 from smtpconfig.crypto import Secret
+from smtpconfig.delivery import outbox_wake_limit_deferred
 from smtpconfig.exceptions import ServerChangeRefused
 from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import oauth_token_discard
@@ -229,6 +230,7 @@ def server_reset_limit(*, server: SmtpServer, acting_user=None) -> SmtpServer:
     server.limit_reset_by = acting_user
     with transaction.atomic():
         server.save(update_fields=["limit_reset_at", "limit_reset_by", "updated_at"])
+        outbox_wake_limit_deferred(server=server, now=server.limit_reset_at)
         audit_record(
             action=AuditAction.LIMIT_RESET,
             obj=server,

@@ -3,12 +3,10 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django_q.tasks import async_task
 
-from smtpconfig.delivery import DrainReport, outbox_drain
+from smtpconfig.delivery import DRAIN_TASK, DrainReport, drain_soon, outbox_drain
 
-DRAIN_TASK = "smtpconfig.tasks.drain_outbox"
+__all__ = ["DRAIN_TASK", "drain_outbox", "drain_soon", "drain_summary"]
 
 
 def drain_outbox() -> str:
@@ -20,17 +18,8 @@ def drain_outbox() -> str:
     budget = timedelta(seconds=settings.Q_CLUSTER.get("timeout", 300) / 2)
     report = outbox_drain(time_budget=budget)
     if report.unfinished:
-        async_task(DRAIN_TASK, task_name="drain outbox (continued)")
+        drain_soon()
     return drain_summary(report)
-
-
-def drain_soon() -> None:
-    """Ask the cluster for a drain pass once the current transaction commits.
-
-    The routing backend calls this after recording queued mail; the every-minute schedule
-    catches any request a broker lost.
-    """
-    transaction.on_commit(lambda: async_task(DRAIN_TASK, task_name="drain outbox"))
 
 
 def drain_summary(report: DrainReport) -> str:

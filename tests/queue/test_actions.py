@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from django_q.brokers import get_broker
 
 from smtpconfig.delivery import (
     ActionNotAllowed,
@@ -11,10 +13,11 @@ from smtpconfig.delivery import (
     message_resend,
     message_retry_now,
     outbox_drain,
-    server_limit_reset,
+    outbox_wake_limit_deferred,
 )
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 from smtpconfig.replies import Outcome
+from smtpconfig.services import server_reset_limit
 from smtpconfig.transport import SendResult
 from tests.queue.factory import queued_message
 
@@ -108,7 +111,9 @@ def test_actions_refuse_messages_in_other_states(make_server, staff, action, sta
     assert last_event(message).kind == MessageEvent.Kind.RECORDED
 
 
-def test_reset_wakes_mail_waiting_for_the_limit_but_not_retries(make_server, staff, now):
+def test_reset_wakes_mail_waiting_for_the_limit_but_not_retries(
+    make_server, now, django_capture_on_commit_callbacks
+):
     server = make_server(limit_period="day", limit_count=1)
     for_limit = queued_message(server=server, status=Status.DEFERRED)
     for_retry = queued_message(server=server, status=Status.DEFERRED)
@@ -117,10 +122,25 @@ def test_reset_wakes_mail_waiting_for_the_limit_but_not_retries(make_server, sta
     OutgoingMessage.objects.filter(pk__in=[for_limit.pk, for_retry.pk]).update(
         next_attempt_at=later
     )
-    server_limit_reset(server=server, user=staff, now=now)
+    broker = get_broker()
+    before = broker.queue_size()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox_wake_limit_deferred(server=server, now=now) == 1
     for_limit.refresh_from_db()
     for_retry.refresh_from_db()
     assert for_limit.next_attempt_at == now
     assert for_retry.next_attempt_at == later
+    assert broker.queue_size() == before + 1
+
+
+def test_the_admin_reset_records_who_and_wakes_the_waiting_mail(make_server, staff):
+    server = make_server(limit_period="day", limit_count=1)
+    waiting = queued_message(server=server, status=Status.DEFERRED)
+    OutgoingMessage.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() + timedelta(hours=5)
+    )
+    server_reset_limit(server=server, acting_user=staff)
     server.refresh_from_db()
-    assert (server.limit_reset_at, server.limit_reset_by) == (now, staff)
+    waiting.refresh_from_db()
+    assert server.limit_reset_by == staff
+    assert waiting.next_attempt_at == server.limit_reset_at

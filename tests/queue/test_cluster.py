@@ -22,9 +22,9 @@ from django.db import connection
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from smtpconfig.delivery import server_limit_reset
 from smtpconfig.limits import server_usage
 from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient
+from smtpconfig.services import server_reset_limit
 from smtpconfig.tasks import DRAIN_TASK
 from tests.queue.factory import queued_message, queued_messages
 
@@ -126,8 +126,8 @@ def test_limit_holds_and_reset_lets_the_next_ten_go(cluster, smtp_sink, make_ser
     assert usage.next_fit_at > timezone.now() + timedelta(minutes=55)
 
     staff = get_user_model().objects.create_user("staff", is_staff=True)
-    server_limit_reset(server=server, user=staff)
-    request_drain()
+    # The admin's "Reset limit": the waiting mail wakes up and a drain is asked for.
+    server_reset_limit(server=server, acting_user=staff)
     wait_for(lambda: counts(server) == {Status.SENT: 20, Status.DEFERRED: 5}, what="20 sent")
     assert len(sink.received) == 20
     received = [item.message["Message-ID"] for item in sink.received]
