@@ -126,6 +126,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailadmin.sqlite3'}"),
 }
+# Keep connections open between requests and tasks: django-q2 closes "old" connections each
+# time it queues a task, and with no age every queued message would open two new ones.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, workers) write to one file: wait for the lock instead of
     # failing at once, and take the write lock at BEGIN so a claim cannot be overtaken.
