@@ -18,6 +18,12 @@ class CountingHandler:
             # asyncio.sleep: a network round trip that does not hold the other connections.
             await asyncio.sleep(self.delay)
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await self._pause()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         await self._pause()
         envelope.rcpt_tos.append(address)
