@@ -71,6 +71,8 @@ def compose(page, live_server, template, recipients: str):
 def test_sign_in_with_password_and_authenticator_code(chromium, live_server, administrator):
     page = open_page(chromium, live_server)
     page.goto(f"{live_server.url}/admin/")
+    assert page.get_by_label("Language").is_visible()  # switchable before signing in
+    screenshot(page, "sign-in-page")
     page.fill("#id_username", "admin")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")

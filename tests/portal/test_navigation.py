@@ -58,3 +58,15 @@ def test_a_page_without_inline_script_or_style(client, club_staff):
     page = header(client)
     assert "style=" not in page
     assert "<script>" not in page
+
+
+def test_the_sign_in_page_offers_the_language_switch_before_signing_in(client):
+    page = header(client, reverse("admin:login") + "?next=/admin/")
+    assert f'action="{reverse("set_language")}" method="post"' in page
+    assert 'name="next" value="/admin/login/?next=/admin/"' in page
+    assert "mailadmin-nav" not in page  # no portal links for a visitor
+
+    client.post(reverse("set_language"), {"language": "de", "next": "/admin/login/"})
+    page = header(client, reverse("admin:login"))
+    assert '<html lang="de"' in page
+    assert "Anmelden" in page or "Benutzername" in page
