@@ -20,6 +20,20 @@ What one attempt's result does (``message_record_attempt``):
 
 A message is ``sent`` when no recipient is left to retry and at least one accepted it,
 ``failed`` when none did.
+
+The queue's drain (``outbox_drain``; django-q2 runs it through ``smtpconfig.tasks``):
+
+- due messages (``queued``, or ``deferred`` whose time has come) are claimed per server in
+  batches: ``sending``, ``claimed_by`` the worker, under a lease, committed before any
+  network I/O, under the server's row lock so concurrent workers (processes, hosts) never
+  claim one message twice nor together exceed the server's send limit;
+- one SMTP connection per batch sends each message's stored bytes as they are, and each
+  result is committed before the next message goes; the connection is closed in ``finally``;
+- a worker that dies leaves its messages ``sending``; when the lease expires the next pass
+  returns them to ``queued``. Delivery is at least once: the message in flight when the
+  worker died (accepted by the server, result not yet recorded) is sent again, and only
+  that one. Its Message-ID is the same on every attempt, which lets receiving systems
+  recognise the copy.
 """
 
 import contextlib
@@ -451,8 +465,10 @@ def outbox_release_expired(*, now: datetime | None = None) -> int:
     if not expired.exists():
         return 0
     with transaction.atomic():
-        stale = list(expired.values_list("pk", "claimed_by"))
-        OutgoingMessage.objects.filter(pk__in=[pk for pk, _worker in stale]).update(
+        # Locked and filtered again: a concurrent pass may have released (and another worker
+        # claimed) some of them in between; those must stay with their new worker.
+        stale = list(expired.select_for_update(skip_locked=True).values_list("pk", "claimed_by"))
+        expired.filter(pk__in=[pk for pk, _worker in stale]).update(
             status=OutgoingMessage.Status.QUEUED, lease_expires_at=None, claimed_by=""
         )
         MessageEvent.objects.bulk_create(
