@@ -106,6 +106,7 @@ def template_pages(objects):
         reverse("admin:mailadmin_mailtemplate_add"),
         reverse("admin:mailadmin_mailtemplate_change", args=[pk]),
         reverse("admin:mailadmin_mailtemplate_delete", args=[pk]),
+        reverse("admin:mailadmin_mailtemplate_preview"),
     ]
 
 
