@@ -2,8 +2,10 @@
 
 import ipaddress
 import socket
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.smtp_sink import Sink
 
@@ -85,3 +87,12 @@ def make_server(db):
         return SmtpServer.objects.create(**defaults)
 
     return make
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The SQLite test database is a file (tests/settings.py); pytest-django removes it, and
+    this removes the write-ahead log and shared-memory files SQLite keeps beside it."""
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
