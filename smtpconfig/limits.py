@@ -7,12 +7,13 @@ counting at most one bucket later than it exactly would: the limit is never exce
 capacity comes back within 1/60 of the period of the exact time. A bucket never starts
 before the last reset, so "Reset limit" starts an empty window at once.
 
-Changing a server's period keeps the buckets already written: for one window a bucket of
-the old size may be counted by its start only. Reset the limit after changing the period
-to start clean.
+A server without a limit counts the same way as an hourly one (the dashboard shows its last
+hour). Changing a server's period keeps the buckets already written: for one window a
+bucket of the old size may be counted by its start only, and a longer period sums the
+smaller buckets it inherited. Reset the limit after changing the period to start clean.
 
-The pure functions take ``now`` and plain values; ``limit_usage`` and ``counter_add`` are
-the only ones that touch the database.
+The pure functions take ``now`` and plain values; ``limit_usage``, ``limit_in_flight``,
+``server_usage`` and ``counter_add`` are the ones that touch the database.
 """
 
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ PERIODS = {
     SmtpServer.LimitPeriod.WEEK: timedelta(weeks=1),
 }
 BUCKETS_PER_PERIOD = 60
-# Servers without a limit still count (for the dashboard), in hourly buckets.
-UNLIMITED_BUCKET = timedelta(hours=1)
+# Servers without a limit still count (the dashboard shows their last hour), in buckets of
+# an hourly limit.
+UNLIMITED_WINDOW = timedelta(hours=1)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -48,7 +50,7 @@ def limit_period_length(period: str) -> timedelta | None:
 
 def limit_bucket_size(period: str) -> timedelta:
     length = limit_period_length(period)
-    return length / BUCKETS_PER_PERIOD if length else UNLIMITED_BUCKET
+    return (length or UNLIMITED_WINDOW) / BUCKETS_PER_PERIOD
 
 
 def limit_bucket_for(*, at: datetime, period: str, reset_at: datetime | None) -> datetime:
@@ -62,7 +64,7 @@ def limit_bucket_for(*, at: datetime, period: str, reset_at: datetime | None) ->
 
 def limit_window_start(*, now: datetime, period: str, reset_at: datetime | None) -> datetime:
     """Where the current window starts: one period ago, or the last reset if later."""
-    length = limit_period_length(period) or UNLIMITED_BUCKET
+    length = limit_period_length(period) or UNLIMITED_WINDOW
     start = now - length
     if reset_at is not None and reset_at > start:
         return reset_at
@@ -74,7 +76,7 @@ def limit_counts_from(*, now: datetime, period: str) -> datetime:
 
     A bucket counts while any part of it lies in the window, hence one bucket's size more.
     """
-    length = limit_period_length(period) or UNLIMITED_BUCKET
+    length = limit_period_length(period) or UNLIMITED_WINDOW
     return now - length - limit_bucket_size(period)
 
 

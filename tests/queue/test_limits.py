@@ -22,7 +22,7 @@ def test_bucket_sizes_keep_a_check_under_61_rows():
     assert limit_bucket_size("hour") == timedelta(minutes=1)
     assert limit_bucket_size("day") == timedelta(minutes=24)
     assert limit_bucket_size("week") == timedelta(hours=2, minutes=48)
-    assert limit_bucket_size("none") == timedelta(hours=1)
+    assert limit_bucket_size("none") == timedelta(minutes=1)
     assert limit_period_length("none") is None
 
 
