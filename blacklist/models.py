@@ -49,7 +49,10 @@ class BlacklistEntry(models.Model):
         related_name="+",
     )
 
-    history = HistoricalRecords()
+    # Named here: the history package would call it "historical …" in every language.
+    history = HistoricalRecords(
+        verbose_name=_("blacklist change"), verbose_name_plural=_("blacklist history")
+    )
 
     class Meta:
         verbose_name = _("blacklist entry")

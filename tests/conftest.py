@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 
 from tests.smtp_sink import Sink
 
@@ -28,6 +29,14 @@ def _resolves_locally(host) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.fixture(autouse=True)
+def _default_language_afterwards():
+    """A request in French or German leaves its language active in the test's thread (the
+    locale middleware never resets it): undo it, so the next test reads the default language."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,8 @@ each test makes its own data, flushed after it.
 """
 
 import contextlib
-import ipaddress
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,30 +48,6 @@ def wait_for(condition, *, what: str, timeout: float = WAIT, explain=None):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}" + (f": {explain()}" if explain else ""))
-
-
-REAL_GETADDRINFO = socket.getaddrinfo
-
-
-def _is_loopback(host) -> bool:
-    if host in (None, "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(str(host).strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """The live server resolves only loopback: a preset's real host name is never looked up."""
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if _is_loopback(host):
-            return REAL_GETADDRINFO(host, port, *args, **kwargs)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
