@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from mailadmin.auditing import AuditAction, audit_record
 from smtpconfig.crypto import Secret
-from smtpconfig.delivery import outbox_wake_limit_deferred
+from smtpconfig.delivery import drain_soon, outbox_wake_limit_deferred, server_resume
 from smtpconfig.exceptions import ServerChangeRefused
 from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import oauth_token_discard
@@ -114,6 +114,11 @@ def server_update(
         server.save()
         if set(changed) & {"username", "auth_method", "credentials"}:
             oauth_token_discard(server=server)
+        if changed and server.paused_until is not None:
+            # New credentials deserve a try at once, not when a "credentials rejected"
+            # pause ends; a server still refusing is paused again by the next attempt.
+            server_resume(server=server)
+            drain_soon()
         if changed:
             # The trail masks the secret values; it keeps which of them changed.
             audit_record(

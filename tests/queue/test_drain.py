@@ -15,7 +15,7 @@ from django_q.brokers import get_broker
 from smtpconfig.delivery import outbox_claim, outbox_drain
 from smtpconfig.limits import server_usage
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
-from smtpconfig.services import server_reset_limit
+from smtpconfig.services import server_reset_limit, server_update
 from smtpconfig.tasks import drain_outbox
 from tests.queue.factory import queued_message, queued_messages
 
@@ -234,11 +234,26 @@ def test_rejected_credentials_pause_the_server_and_keep_mail_queued(smtp_sink, m
     assert server.pause_reason.startswith("Credentials rejected")
     assert "535" in server.pause_reason
     assert sink.received == []
-    # The password is corrected: once the pause ends, the mail goes.
-    server.password = "right"
-    server.save()
-    drain(server.paused_until + timedelta(seconds=1))
+    # The password is corrected in the admin: the pause is lifted and the mail goes at once.
+    server_update(server=server, password="right")
+    server.refresh_from_db()
+    assert (server.paused_until, server.pause_reason) == (None, "")
+    drain(now)
     assert statuses(messages) == [Status.SENT] * 2
+
+
+def test_a_credentials_pause_ends_on_its_own_too(smtp_sink, make_server, now):
+    sink = smtp_sink(username="club", password="right")
+    server = make_server(sink=sink, use_auth=True, username="club", password="wrong")
+    message = queued_message(server=server)
+    drain(now)
+    server.refresh_from_db()
+    assert now + timedelta(hours=1) <= server.paused_until < now + timedelta(hours=1, seconds=30)
+    assert drain(server.paused_until - timedelta(seconds=1)).claimed == 0
+    # Still wrong an hour later: tried once more, paused again, the mail still queued.
+    drain(server.paused_until + timedelta(seconds=1))
+    assert statuses([message]) == [Status.QUEUED]
+    assert len(sink.auth_attempts) >= 2
 
 
 @pytest.mark.parametrize(
