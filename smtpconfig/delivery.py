@@ -55,6 +55,7 @@ from django.utils.translation import gettext_lazy as _
 from django_q.tasks import async_task
 
 from smtpconfig.conf import mailadmin_setting
+from smtpconfig.connections import server_connection
 from smtpconfig.exceptions import MailadminError
 from smtpconfig.limits import (
     ENVELOPE_STATUSES,
@@ -70,7 +71,7 @@ from smtpconfig.limits import (
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SendCounter, SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
-from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult, server_connection
+from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -272,8 +273,13 @@ def message_record_attempt(
         events.append(
             MessageEvent(message=message, kind=MessageEvent.Kind.FAILED, detail=message.last_error)
         )
+    provider_message_id = getattr(result, "provider_message_id", "")
+    if provider_message_id:
+        # The service's id for this message: its tracking events name it by that.
+        message.provider_message_id = provider_message_id
     message.save(
         update_fields=[
+            "provider_message_id",
             "status",
             "attempts",
             "next_attempt_at",
@@ -365,7 +371,11 @@ def message_record_accepted(
     rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
     by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
     fates = {_fate_of(envelope_address(row), result, by_address) for row in rows}
-    if len(fates) != 1 or any(fate.outcome != Outcome.ACCEPTED for fate in fates):
+    if (
+        len(fates) != 1
+        or any(fate.outcome != Outcome.ACCEPTED for fate in fates)
+        or getattr(result, "provider_message_id", "")
+    ):
         message_record_attempt(message=message, result=result, retry=True, now=now)
         return
     (reply,) = {fate.reply for fate in fates}

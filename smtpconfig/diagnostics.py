@@ -16,10 +16,11 @@ from email.utils import formataddr, make_msgid
 from django.core.mail import EmailMessage
 from django.utils.translation import gettext as _
 
+from smtpconfig.connections import server_connection
 from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import CredentialsRejected, oauth_mailbox_for, oauth_uses_xoauth2
 from smtpconfig.replies import Outcome
-from smtpconfig.transport import ConnectionFailed, server_connection
+from smtpconfig.transport import ConnectionFailed
 
 
 class Failure(enum.StrEnum):

@@ -13,11 +13,12 @@ from datetime import timedelta
 from django.utils import timezone
 
 from smtpconfig.conf import mailadmin_setting
+from smtpconfig.connections import server_connection
 from smtpconfig.delivery import message_envelope, message_record_attempt, message_resend
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.replies import Outcome
 from smtpconfig.tasks import drain_soon
-from smtpconfig.transport import ConnectionFailed, SendResult, server_connection
+from smtpconfig.transport import ConnectionFailed, SendResult
 
 
 def direct_worker() -> str:

@@ -13,7 +13,7 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.hosts import UnsafeHost, host_check
-from smtpconfig.oauth import oauth_uses_xoauth2
+from smtpconfig.oauth import CredentialsRejected, oauth_uses_xoauth2
 from smtpconfig.replies import Outcome, classify_reply
 from smtpconfig.xoauth2 import XOAuth2EmailBackend
 
@@ -96,6 +96,11 @@ class SmtpConnection:
             self.backend.open()
         except UnsafeHost as error:
             raise ConnectionFailed(error.messages[0], outcome=Outcome.PERMANENT) from error
+        except CredentialsRejected as error:
+            # The provider's own words, without an SMTP code in front of them.
+            raise ConnectionFailed(
+                str(error), outcome=Outcome.CREDENTIALS, code=error.smtp_code
+            ) from error
         except smtplib.SMTPAuthenticationError as error:
             raise ConnectionFailed(
                 f"{error.smtp_code} {_decode(error.smtp_error)}",
@@ -188,8 +193,3 @@ class SmtpConnection:
             self.backend.close()
         except (smtplib.SMTPException, OSError):
             self.backend.connection = None
-
-
-def server_connection(server):
-    """The connection object for ``server``'s transport (SMTP; e-mail services plug in here)."""
-    return SmtpConnection(server)
