@@ -19,6 +19,7 @@ class BlacklistEntry(models.Model):
         IMPORT = "import", _("Import")
         PROVIDER = "provider", _("E-mail service event")
         CRM = "crm", _("CRM")
+        RECIPIENT = "recipient", _("The recipient")
 
     # Normalised: trimmed, lower case, domain in IDNA form; "@domain" blocks a whole domain.
     email = models.CharField(_("e-mail address"), max_length=320, unique=True)

@@ -66,8 +66,9 @@ def unsubscribe_apply(*, token: str) -> tuple[BlacklistEntry, bool]:
     return blacklist_add(
         email=address,
         reason=BlacklistEntry.Reason.UNSUBSCRIBE,
-        # The one-click POST comes from the recipient's mailbox provider, on their behalf.
-        source=BlacklistEntry.Source.PROVIDER,
+        # The recipient asked, through the link or their mailbox's one-click button: not an
+        # event an e-mail service reported.
+        source=BlacklistEntry.Source.RECIPIENT,
         source_detail=SOURCE_DETAIL,
         note=_("Unsubscribed through the link in a message."),
     )

@@ -43,6 +43,9 @@ def test_one_click_post_without_login_blacklists_the_address(client):
     entry = BlacklistEntry.objects.get()
     assert entry.email == "member@example.test"
     assert entry.reason == BlacklistEntry.Reason.UNSUBSCRIBE
+    # The recipient asked: not an event an e-mail service reported.
+    assert entry.source == BlacklistEntry.Source.RECIPIENT
+    assert entry.get_source_display() == "The recipient"
     assert entry.created_by is None
 
 
