@@ -75,13 +75,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "anymail",
-    "django_q",
+    # The queue, lockout and second-factor sections under translatable names.
+    "mailadmin.apps_thirdparty.QueueConfig",
     "simple_history",
     "import_export",
-    "axes",
+    "mailadmin.apps_thirdparty.LockoutConfig",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "mailadmin.apps_thirdparty.AuthenticatorAppConfig",
+    "mailadmin.apps_thirdparty.BackupCodeConfig",
 ]
 
 MIDDLEWARE = [
