@@ -31,6 +31,7 @@ from smtpconfig.forms import (
     esp_field_names,
 )
 from smtpconfig.guidance import OFFICE365_BASIC_AUTH_WARNING, server_warnings
+from smtpconfig.limits import limit_usage
 from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import oauth_mailbox_for
 from smtpconfig.oauth_guidance import basic_auth_retirement_warning, oauth_guidance_html
@@ -67,6 +68,7 @@ class SmtpServerAdmin(admin.ModelAdmin):
         "sign_in",
         "is_active",
         "limit",
+        "limit_use",
         "paused",
     ]
     list_display_links = ["name"]
@@ -219,6 +221,30 @@ class SmtpServerAdmin(admin.ModelAdmin):
         return LIMIT_DISPLAY[server.limit_period] % {
             "count": number_format(server.limit_count, force_grouping=True)
         }
+
+    @admin.display(description=_("Used in the current window"))
+    def limit_use(self, server):
+        """ "Used / limit" and when the next message fits, for a server with a limit.
+
+        One query of at most 61 counting rows per limited server, whatever the history.
+        """
+        if server.limit_period == SmtpServer.LimitPeriod.NONE or server.limit_count is None:
+            return "—"
+        now = timezone.now()
+        usage = limit_usage(server=server, now=now)
+        used = gettext("%(used)s / %(limit)s") % {
+            "used": number_format(usage.used, force_grouping=True),
+            "limit": number_format(usage.limit, force_grouping=True),
+        }
+        if usage.next_fit_at is None:
+            fits = gettext("no message fits this limit")
+        elif usage.next_fit_at <= now:
+            fits = gettext("the next message fits now")
+        else:
+            fits = gettext("the next message fits at %(time)s") % {
+                "time": date_format(timezone.localtime(usage.next_fit_at), "SHORT_DATETIME_FORMAT")
+            }
+        return format_html('{}<br><span class="limit-next-fit">{}</span>', used, fits)
 
     @admin.display(description=_("Paused"))
     def paused(self, server):
