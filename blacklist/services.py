@@ -13,10 +13,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from audit.services import AuditAction, audit_record
 from blacklist.models import BlacklistEntry
 from blacklist.normalize import normalize_address
 from blacklist.selectors import blacklist_entry_get
-from mailadmin.auditing import AuditAction, audit_record
 
 # The length of simple_history's ``history_change_reason`` column.
 CHANGE_REASON_MAX_LENGTH = 100

@@ -64,6 +64,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     "mailadmin",
     "smtpconfig",
+    "audit",
     "blacklist",
     "mailadmin.security",
     # The default admin site, refusing administrators who have not passed the second factor.

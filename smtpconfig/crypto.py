@@ -6,6 +6,7 @@ The first key encrypts, all of them decrypt.
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import models
 
+from audit.secrets import Secret
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.exceptions import ConfigurationError, DecryptionError
 
@@ -34,13 +35,6 @@ def secret_decrypt(*, token: str) -> str:
 def secret_rotate(*, token: str) -> str:
     """Re-encrypt ``token`` with the first key."""
     return _fernet().rotate(token.encode()).decode()
-
-
-class Secret(str):
-    """A decrypted secret whose ``repr`` never shows the value (logs, tracebacks, admin)."""
-
-    def __repr__(self):
-        return "Secret('********')" if self else "Secret('')"
 
 
 class EncryptedTextField(models.TextField):

@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.http import HttpRequest
 
-from mailadmin.auditing import AuditAction, audit_record
+from audit.services import AuditAction, audit_record
 from smtpconfig.models import MailSettings
 
 

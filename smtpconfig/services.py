@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailadmin.auditing import AuditAction, audit_record
+from audit.services import AuditAction, audit_record
 from smtpconfig.crypto import Secret
 from smtpconfig.delivery import drain_soon, outbox_wake_limit_deferred, server_resume
 from smtpconfig.exceptions import ServerChangeRefused

@@ -3,7 +3,7 @@
 from axes.utils import reset as axes_reset
 from django.db import transaction
 
-from mailadmin.auditing import AuditAction, audit_record
+from audit.services import AuditAction, audit_record
 from mailadmin.security.sessions import user_sessions_end
 
 

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from mailadmin.auditing import AuditAction, audit_record
+from audit.services import AuditAction, audit_record
 from mailadmin.security.forms import CodeForm, EnrolmentForm
 from mailadmin.security.network import client_ip_address
 from mailadmin.security.second_factor import (

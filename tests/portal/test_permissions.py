@@ -7,8 +7,9 @@ second factor is required only of mail administrators, tested in tests/security.
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from blacklist.models import BlacklistEntry
-from mailadmin.models import AuditEvent, MailTemplate
+from mailadmin.models import MailTemplate
 from smtpconfig.models import MailSettings, OutgoingMessage, SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +76,7 @@ def server_pages(objects):
 
 def administration_pages():
     return [
-        reverse("admin:mailadmin_auditevent_changelist"),
+        reverse("admin:audit_auditevent_changelist"),
         reverse("admin:auth_user_changelist"),
         reverse("admin:auth_group_changelist"),
         reverse("admin:django_q_schedule_changelist"),

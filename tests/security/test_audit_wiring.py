@@ -4,10 +4,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEvent
+from audit.services import MASK, AuditAction
 from blacklist.models import BlacklistEntry
 from blacklist.services import blacklist_remove
-from mailadmin.auditing import MASK, AuditAction
-from mailadmin.models import AuditEvent
 from smtpconfig.mail_settings import mail_settings_update
 from smtpconfig.models import MailSettings
 from smtpconfig.services import server_reset_limit, server_set_default, server_update

@@ -117,7 +117,7 @@ def test_an_administrator_enrols_with_the_qr_code_and_works_under_the_csp(browse
         "/admin/smtpconfig/smtpserver/",
         "/admin/smtpconfig/smtpserver/add/",
         f"/admin/auth/user/{user.pk}/change/",
-        "/admin/mailadmin/auditevent/",
+        "/admin/audit/auditevent/",
         "/account/two-factor/",
     ]:
         response = page.goto(f"{live_server.url}{path}")

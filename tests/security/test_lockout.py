@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 
-from mailadmin.auditing import AuditAction
-from mailadmin.models import AuditEvent
+from audit.models import AuditEvent
+from audit.services import AuditAction
 from mailadmin.security.network import client_ip_address
 from tests.security.conftest import sign_in, verified_client
 

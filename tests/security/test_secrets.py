@@ -174,7 +174,7 @@ def test_admin_pages_never_show_a_password_or_api_key(refusing_server, make_serv
         reverse("admin:smtpconfig_smtpserver_change", args=[refusing_server.pk]),
         reverse("admin:smtpconfig_smtpserver_change", args=[service.pk]),
         reverse("admin:smtpconfig_smtpserver_history", args=[refusing_server.pk]),
-        reverse("admin:mailadmin_auditevent_changelist"),
+        reverse("admin:audit_auditevent_changelist"),
     ]
     tokens = [stored_token(refusing_server, "password"), stored_token(service, "credentials")]
     assert all(tokens)

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from mailadmin.auditing import AuditAction
-from mailadmin.models import AuditEvent
+from audit.models import AuditEvent
+from audit.services import AuditAction
 from mailadmin.roles import BLACKLIST_MANAGERS, CLUB_STAFF
 from mailadmin.security.sessions import SEEN_KEY, STARTED_KEY
 from tests.security.conftest import PASSWORD, sign_in, verified_client

@@ -8,8 +8,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from mailadmin.auditing import AuditAction
-from mailadmin.models import AuditEvent
+from audit.models import AuditEvent
+from audit.services import AuditAction
 from mailadmin.security.second_factor import second_factor_satisfied
 from tests.security.conftest import (
     confirmed_authenticator,

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from mailadmin.models import AuditEvent
+from audit.models import AuditEvent
 from smtpconfig.models import OAuthToken, SmtpServer
 from tests.oauth.conftest import (
     CLIENT_ID,

@@ -1,6 +1,6 @@
 """The audit trail: who changed what security-relevant setting, when, from where.
 
-``audit_record`` is the one way to write it. Nothing it imports imports it back, so any
+``audit_record`` is the one way to write it. It imports no app of the project, so any
 service (smtpconfig, blacklist, the portal) can call it inside its own transaction.
 """
 
@@ -8,15 +8,15 @@ import json
 import re
 from enum import StrEnum
 
+from axes.helpers import get_client_ip_address
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from mailadmin.models import AuditEvent
-from mailadmin.security.network import client_ip_address
-from smtpconfig.crypto import Secret
+from audit.models import AuditEvent
+from audit.secrets import Secret
 
 MASK = "********"
 # Keys whose values are never stored, whatever their type.
@@ -64,7 +64,8 @@ def audit_record(
     """Record one change. Secret values are masked: only the fact that they changed stays.
 
     ``user`` defaults to the request's signed-in user and the address to the request's
-    client (behind ``TRUSTED_PROXY_COUNT`` proxies). Without ``request``, the request being
+    client (behind ``TRUSTED_PROXY_COUNT`` proxies), read by ``AXES_CLIENT_IP_CALLABLE`` so
+    the trail and the lockouts see the same address. Without ``request``, the request being
     served is used: django-simple-history's middleware already keeps it at hand, so a
     service called from a view records the address without passing the request down.
     """
@@ -80,7 +81,7 @@ def audit_record(
         before=before_clean,
         after=after_clean,
         user=user if user is not None and user.is_authenticated else None,
-        ip_address=client_ip_address(request) if request is not None else None,
+        ip_address=get_client_ip_address(request) if request is not None else None,
     )
 
 
