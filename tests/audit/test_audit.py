@@ -5,9 +5,9 @@ from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 
-from mailadmin.auditing import MASK, AuditAction, audit_record
-from mailadmin.models import AuditEvent
-from smtpconfig.crypto import Secret
+from audit.models import AuditEvent
+from audit.secrets import Secret
+from audit.services import MASK, AuditAction, audit_record
 from tests.security.conftest import sign_in, verified_client
 
 pytestmark = pytest.mark.django_db
@@ -79,13 +79,13 @@ def test_mail_administrators_read_and_filter_the_trail(administrator, staff_memb
     audit_record(action=AuditAction.LIMIT_RESET, obj="Main relay", user=administrator)
     audit_record(action=AuditAction.USER_ROLES_CHANGED, obj="bob", user=administrator)
     client = verified_client(Client(), administrator)
-    url = reverse("admin:mailadmin_auditevent_changelist")
+    url = reverse("admin:audit_auditevent_changelist")
     page = client.get(url).content.decode()
     assert "Main relay" in page and "Send limit reset" in page
     filtered = client.get(url, {"action": AuditAction.USER_ROLES_CHANGED}).content.decode()
     assert "bob" in filtered and "Main relay" not in filtered
     event = AuditEvent.objects.get(action=AuditAction.LIMIT_RESET)
-    detail = client.get(reverse("admin:mailadmin_auditevent_change", args=[event.pk]))
+    detail = client.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
     assert detail.status_code == 200
     assert "Main relay" in detail.content.decode()
 
@@ -94,11 +94,11 @@ def test_nobody_edits_the_trail(make_user):
     root = make_user("root", superuser=True)
     event = audit_record(action=AuditAction.LIMIT_RESET, obj="Main relay", user=root)
     client = verified_client(Client(), root)
-    assert client.get(reverse("admin:mailadmin_auditevent_add")).status_code == 403
-    delete_url = reverse("admin:mailadmin_auditevent_delete", args=[event.pk])
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    delete_url = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert client.post(delete_url).status_code == 403
     response = client.post(
-        reverse("admin:mailadmin_auditevent_change", args=[event.pk]), {"action": "x"}
+        reverse("admin:audit_auditevent_change", args=[event.pk]), {"action": "x"}
     )
     assert response.status_code == 403
     event.refresh_from_db()
@@ -108,4 +108,4 @@ def test_nobody_edits_the_trail(make_user):
 def test_club_staff_cannot_read_the_trail(staff_member):
     client = Client()
     sign_in(client, "bob")
-    assert client.get(reverse("admin:mailadmin_auditevent_changelist")).status_code == 403
+    assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 403
