@@ -5,7 +5,10 @@ before and after) is simple_history's, and the whole trail, removed entries incl
 its own read-only page.
 """
 
+from urllib.parse import quote, urlencode
+
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -41,6 +44,33 @@ from smtpconfig.paginators import CappedCountPaginator
 # The field of the confirmation pages (single and bulk) that says why entries are removed.
 REMOVE_REASON_FIELD = "change_reason"
 FORM_FIELDS = ("email", "reason", "note")
+
+
+# The mail program setting and the compose page live in the layers above the blacklist
+# (smtpconfig, then the portal), which import it: they are reached by name at run time so
+# the blacklist imports neither. The rule is smtpconfig.links.member_email_link's.
+MAIL_SETTINGS_MODEL = ("smtpconfig", "MailSettings")
+EXTERNAL_MAIL_CLIENT = "external"
+COMPOSE_URL_NAME = "mailadmin_compose"
+COMPOSE_PERMISSION = "mailadmin.compose_mail"
+
+
+def blacklist_mail_client() -> str:
+    """The mail program setting: ``module`` (the compose page) or ``external`` (mailto)."""
+    return apps.get_model(*MAIL_SETTINGS_MODEL).load().mail_client
+
+
+def blacklist_write_link(*, address: str, user, mail_client: str) -> str:
+    """A link to write to a listed address, empty for a domain or for who may not compose."""
+    if address.startswith("@"):
+        return ""
+    if mail_client == EXTERNAL_MAIL_CLIENT:
+        href = f"mailto:{quote(address, safe='@')}"
+    elif user.has_perm(COMPOSE_PERMISSION):
+        href = f"{reverse(COMPOSE_URL_NAME)}?{urlencode({'to': address})}"
+    else:
+        return ""
+    return format_html('<a class="member-email" href="{}">{}</a>', href, gettext("Write"))
 
 
 class EntryChangeDisplay(HistoricalRecordContextHelper):
@@ -116,6 +146,18 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
         "updated_at",
     )
     history_list_display = ("reason", "note")
+
+    def get_list_display(self, request):
+        # The address opens its entry; the next column writes to it, for this viewer.
+        mail_client = blacklist_mail_client()
+
+        @admin.display(description=_("write"))
+        def write(entry):
+            return blacklist_write_link(
+                address=entry.email, user=request.user, mail_client=mail_client
+            )
+
+        return (self.list_display[0], write, *self.list_display[1:])
 
     resource_classes = [BlacklistImportResource]
     import_formats = [SpreadsheetCSV]

@@ -6,12 +6,13 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from smtpconfig.delivery import message_cancel, message_retry_now
 from smtpconfig.direct import messages_resend
+from smtpconfig.links import member_email_link
 from smtpconfig.mail_settings import mail_settings_update
 from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
 from smtpconfig.paginators import CappedCountPaginator
@@ -19,6 +20,24 @@ from smtpconfig.selectors import message_events
 
 # The raw message is shown up to its body: attachments would make the page unreadable.
 RAW_HEADERS_LIMIT = 20_000
+
+
+def message_recipient_summary(*, message, user, mail_settings) -> str:
+    """The first three addresses, each a link for ``user``, and how many more there are."""
+    addresses = [recipient.email for recipient in message.recipients.all()]
+    shown = format_html_join(
+        ", ",
+        "{}",
+        (
+            (member_email_link(address=address, user=user, mail_settings=mail_settings),)
+            for address in addresses[:3]
+        ),
+    )
+    if len(addresses) <= 3:
+        return shown
+    return format_html(
+        "{} {}", shown, gettext("and %(count)d more") % {"count": len(addresses) - 3}
+    )
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -38,11 +57,36 @@ class ReadOnlyInline(admin.TabularInline):
 
 class RecipientInline(ReadOnlyInline):
     model = Recipient
-    fields = ("email", "kind", "status", "delivered_to", "blacklist_reason", "reply", "updated_at")
+    fields = (
+        "address",
+        "kind",
+        "status",
+        "delivered_to",
+        "blacklist_reason",
+        "reply",
+        "updated_at",
+    )
     readonly_fields = fields
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The admin makes an inline per request: what its rows show depends on the viewer.
+        self.viewer = request.user
+        self.mail_settings = MailSettings.load()
+        return super().get_formset(request, obj, **kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("blacklist_entry")
+
+    @admin.display(description=_("e-mail address"))
+    def address(self, recipient):
+        return format_html(
+            '{} · <a href="{}">{}</a>',
+            member_email_link(
+                address=recipient.email, user=self.viewer, mail_settings=self.mail_settings
+            ),
+            reverse("mailadmin_history", kwargs={"address": recipient.email}),
+            gettext("history"),
+        )
 
     @admin.display(description=_("blacklisted"))
     def blacklist_reason(self, recipient):
@@ -141,13 +185,19 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
     def has_resend_permission(self, request):
         return request.user.has_perm("smtpconfig.resend_outgoingmessage")
 
-    @admin.display(description=_("recipients"))
-    def recipient_summary(self, message):
-        addresses = [recipient.email for recipient in message.recipients.all()]
-        shown = ", ".join(addresses[:3])
-        if len(addresses) > 3:
-            shown += " " + str(_("and %(count)d more") % {"count": len(addresses) - 3})
-        return shown
+    def get_list_display(self, request):
+        # The recipients column links each address for this viewer, the settings read once.
+        mail_settings = MailSettings.load()
+
+        @admin.display(description=_("recipients"))
+        def recipient_summary(message):
+            return message_recipient_summary(
+                message=message, user=request.user, mail_settings=mail_settings
+            )
+
+        return [
+            recipient_summary if name == "recipient_summary" else name for name in self.list_display
+        ]
 
     @admin.display(description=_("what happened"))
     def story(self, message):

@@ -6,12 +6,10 @@ when it is the external program. Staff who may not compose see the address witho
 ``{% member_history_url address %}`` gives the address's history page.
 """
 
-from urllib.parse import quote, urlencode
-
 from django import template
 from django.urls import reverse
-from django.utils.html import format_html
 
+from smtpconfig import links
 from smtpconfig.models import MailSettings
 
 register = template.Library()
@@ -31,28 +29,13 @@ def _mail_settings(context) -> MailSettings:
     return cache[_SETTINGS_KEY]
 
 
-def member_email_href(*, address: str, mail_client: str) -> str:
-    """Where a member's address links to, for the given mail program setting."""
-    if mail_client == MailSettings.MailClient.EXTERNAL:
-        return f"mailto:{quote(address, safe='@')}"
-    return f"{reverse('mailadmin_compose')}?{urlencode({'to': address})}"
-
-
 @register.simple_tag(takes_context=True)
 def member_email_link(context, address):
-    if not address:
-        return ""
-    mail_client = _mail_settings(context).mail_client
     request = context.get("request")
-    user = getattr(request, "user", None)
-    if mail_client == MailSettings.MailClient.MODULE and not (
-        user is not None and user.has_perm("mailadmin.compose_mail")
-    ):
-        return format_html('<span class="member-email">{}</span>', address)
-    return format_html(
-        '<a class="member-email" href="{}">{}</a>',
-        member_email_href(address=address, mail_client=mail_client),
-        address,
+    return links.member_email_link(
+        address=address,
+        user=getattr(request, "user", None),
+        mail_settings=_mail_settings(context),
     )
 
 
