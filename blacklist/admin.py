@@ -73,6 +73,18 @@ def blacklist_write_link(*, address: str, user, mail_client: str) -> str:
     return format_html('<a class="member-email" href="{}">{}</a>', href, gettext("Write"))
 
 
+def with_write_column(list_display, *, request, after: str) -> tuple:
+    """``list_display`` with a column to write to each row's address after ``after``."""
+    mail_client = blacklist_mail_client()
+
+    @admin.display(description=_("write"))
+    def write(row):
+        return blacklist_write_link(address=row.email, user=request.user, mail_client=mail_client)
+
+    position = list_display.index(after) + 1
+    return (*list_display[:position], write, *list_display[position:])
+
+
 class EntryChangeDisplay(HistoricalRecordContextHelper):
     """Before/after values as managers read them: reason labels, no user for "nobody"."""
 
@@ -149,15 +161,7 @@ class BlacklistEntryAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def get_list_display(self, request):
         # The address opens its entry; the next column writes to it, for this viewer.
-        mail_client = blacklist_mail_client()
-
-        @admin.display(description=_("write"))
-        def write(entry):
-            return blacklist_write_link(
-                address=entry.email, user=request.user, mail_client=mail_client
-            )
-
-        return (self.list_display[0], write, *self.list_display[1:])
+        return with_write_column(self.list_display, request=request, after="email")
 
     resource_classes = [BlacklistImportResource]
     import_formats = [SpreadsheetCSV]
@@ -333,6 +337,9 @@ class BlacklistHistoryAdmin(admin.ModelAdmin):
     list_select_related = ("history_user",)
     date_hierarchy = "history_date"
     list_per_page = 100
+
+    def get_list_display(self, request):
+        return with_write_column(self.list_display, request=request, after="email")
 
     def has_add_permission(self, request):
         return False

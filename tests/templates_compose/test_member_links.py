@@ -19,6 +19,7 @@ COMPOSE_HREF = 'href="/compose/?to=anne%40members.example"'
 MAILTO_HREF = f'href="mailto:{MEMBER}"'
 OUTBOX = reverse("admin:smtpconfig_outgoingmessage_changelist")
 BLACKLIST = reverse("admin:blacklist_blacklistentry_changelist")
+BLACKLIST_HISTORY = reverse("admin:blacklist_historicalblacklistentry_changelist")
 EXPECTED = {
     MailSettings.MailClient.MODULE: COMPOSE_HREF,
     MailSettings.MailClient.EXTERNAL: MAILTO_HREF,
@@ -134,6 +135,18 @@ def test_the_blacklist_list_offers_no_compose_link_to_who_may_not_compose(client
     assert "/compose/" not in page.split("<tbody>", 1)[1]
     set_mail_client(MailSettings.MailClient.EXTERNAL)
     assert MAILTO_HREF in client.get(BLACKLIST).content.decode()
+
+
+@pytest.mark.parametrize("mail_client", list(EXPECTED))
+def test_the_blacklist_history_offers_to_write_to_each_address(
+    client, composing_manager, mail_client
+):
+    set_mail_client(mail_client)
+    blacklist_add(email=MEMBER, reason=BlacklistEntry.Reason.BOUNCE, source="staff")
+    client.force_login(composing_manager)
+    page = client.get(BLACKLIST_HISTORY).content.decode()
+    assert EXPECTED[mail_client] in page
+    assert OTHER[mail_client] not in page
 
 
 @pytest.mark.parametrize("mail_client", list(EXPECTED))
