@@ -46,3 +46,16 @@ def test_each_section_page_opens_under_its_name(superuser_client, label):
 def test_the_sections_lists_still_open(superuser_client, name):
     assert superuser_client.get(reverse(name)).status_code == 200
 
+
+@pytest.mark.parametrize(
+    ("language", "names"),
+    [
+        ("fr", ["File d'attente", "Blocages de connexion", "Second facteur : codes de secours"]),
+        ("de", ["Warteschlange", "Anmeldesperren", "Zweiter Faktor: Authenticator-Apps"]),
+    ],
+)
+def test_the_section_names_follow_the_reader_language(superuser_client, language, names):
+    superuser_client.cookies["django_language"] = language
+    page = superuser_client.get(reverse("admin:index")).content.decode()
+    for name in names:
+        assert f">{name.replace("'", '&#x27;')}</a>" in page
