@@ -102,7 +102,7 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
         "created_at",
         "subject",
         "from_email",
-        "recipient_summary",
+        # The recipients column follows, added per viewer by get_list_display.
         "server",
         "status",
         "attempts",
@@ -195,9 +195,8 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
                 message=message, user=request.user, mail_settings=mail_settings
             )
 
-        return [
-            recipient_summary if name == "recipient_summary" else name for name in self.list_display
-        ]
+        position = self.list_display.index("from_email") + 1
+        return (*self.list_display[:position], recipient_summary, *self.list_display[position:])
 
     @admin.display(description=_("what happened"))
     def story(self, message):

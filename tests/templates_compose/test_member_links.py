@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core import checks
 from django.template import Context, Template
 from django.test import RequestFactory
 from django.urls import reverse
@@ -180,3 +181,12 @@ def test_an_address_needing_escapes_stays_one_link(staff):
     assert 'href="mailto:o%22brien%2B%3Cx%3E@members.example"' in link
     assert "&lt;x&gt;" in link
     assert member_email_link(address="", user=staff) == ""
+
+
+def test_the_admins_pass_the_system_checks():
+    errors = [
+        message
+        for message in checks.run_checks(tags=[checks.Tags.admin])
+        if message.level >= checks.ERROR
+    ]
+    assert errors == []
