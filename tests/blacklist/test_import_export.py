@@ -106,7 +106,12 @@ def test_every_bad_line_is_listed_with_its_line_number_and_nothing_is_imported(m
     assert not BlacklistEntry.objects.exists()
 
 
-def test_a_file_that_turns_bad_before_confirmation_imports_nothing(manager_client):
+# One host, no Redis: the embedded setup, whatever cache the test run was started with.
+ONE_HOST_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def test_a_file_that_turns_bad_before_confirmation_imports_nothing(manager_client, settings):
+    settings.CACHES = ONE_HOST_CACHE  # the preview's file in a temporary folder
     response = preview(manager_client, "email\na@club.example\nb@club.example\n")
     stored = response.context["confirm_form"].initial["import_file_name"]
     with open(os.path.join(tempfile.gettempdir(), stored), "w") as replaced:
@@ -250,7 +255,8 @@ def test_export_gives_a_file_that_imports_back_without_changes(manager_client, m
     assert BlacklistEntry.history.count() == history
 
 
-def test_a_preview_file_gone_before_confirmation_asks_for_the_file_again(manager_client):
+def test_a_preview_file_gone_before_confirmation_asks_for_the_file_again(manager_client, settings):
+    settings.CACHES = ONE_HOST_CACHE  # the preview's file in a temporary folder
     response = preview(manager_client, "email\na@club.example\n")
     stored = response.context["confirm_form"].initial["import_file_name"]
     os.remove(os.path.join(tempfile.gettempdir(), stored))
