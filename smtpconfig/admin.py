@@ -13,7 +13,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from mailadmin.security.ratelimit import test_action_rate_limited
 from smtpconfig import (
     admin_deliverability,  # noqa: F401  (DKIM keys, service events)
     admin_outbox,  # noqa: F401  (registers the outbox and settings admins)
@@ -36,6 +35,7 @@ from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import oauth_mailbox_for
 from smtpconfig.oauth_guidance import basic_auth_retirement_warning, oauth_guidance_html
 from smtpconfig.presets import PRESETS, preset_get
+from smtpconfig.ratelimit import test_action_rate_limited
 from smtpconfig.services import (
     server_create,
     server_delete,

@@ -9,8 +9,8 @@ from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from mailadmin.security import ratelimit
-from mailadmin.security.ratelimit import rate_limit_hit
+from smtpconfig import ratelimit
+from smtpconfig.ratelimit import rate_limit_hit
 from tests.security.conftest import verified_client
 
 
