@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.utils import translation
 
+from tests.chromium import chromium_launched
 from tests.smtp_sink import Sink
 
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -105,3 +106,10 @@ def pytest_sessionfinish(session, exitstatus):
     if name and settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def browser():
+    """Chromium for one test (tests/browser keeps one for its whole module)."""
+    with chromium_launched() as launched:
+        yield launched

@@ -1,18 +1,16 @@
 """In Chromium: the editor's preview follows typing; a staff member composes in test mode."""
 
-import os
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from mailadmin.models import MailTemplate
 from smtpconfig.models import MailSettings, Recipient
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "templates_compose"
 PERMISSIONS = [
     "view_mailtemplate",
@@ -23,17 +21,8 @@ PERMISSIONS = [
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (scripts/ensure-chromium)")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page(locale="en")
-        yield page
-        browser.close()
+def browser_page(browser):
+    return browser.new_page(locale="en")
 
 
 def sign_in(page, live_server, django_user_model):
