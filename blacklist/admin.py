@@ -39,7 +39,7 @@ from blacklist.services import (
     blacklist_remove,
     blacklist_remove_all,
 )
-from smtpconfig.paginators import CappedCountPaginator
+from core.paginators import CappedCountPaginator
 
 # The field of the confirmation pages (single and bulk) that says why entries are removed.
 REMOVE_REASON_FIELD = "change_reason"

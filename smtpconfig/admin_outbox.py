@@ -10,12 +10,12 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.paginators import CappedCountPaginator
 from smtpconfig.delivery import message_cancel, message_retry_now
 from smtpconfig.direct import messages_resend
 from smtpconfig.links import member_email_link
 from smtpconfig.mail_settings import mail_settings_update
 from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
-from smtpconfig.paginators import CappedCountPaginator
 from smtpconfig.selectors import message_events
 
 # The raw message is shown up to its body: attachments would make the page unreadable.

@@ -274,6 +274,8 @@ class OutgoingMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="smtpconfig_msg_due"),
             models.Index(fields=["server", "status"], name="smtpconfig_msg_server_status"),
+            # The outbox list filtered by status, newest first, without sorting the history.
+            models.Index(fields=["status", "-created_at"], name="smtpconfig_msg_status_new"),
         ]
 
     def __str__(self):

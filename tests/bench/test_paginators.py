@@ -5,8 +5,8 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from blacklist.models import BlacklistEntry
-from smtpconfig import paginators
-from smtpconfig.paginators import CappedCountPaginator, CountAtLeast
+from core import paginators
+from core.paginators import CappedCountPaginator, CountAtLeast
 from tests.queue.factory import queued_message
 
 pytestmark = pytest.mark.django_db
