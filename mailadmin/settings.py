@@ -8,6 +8,7 @@ Embedded defaults: SQLite under ``var/`` and django-q2's ORM broker. ``DATABASE_
 switches to PostgreSQL, ``REDIS_URL`` switches the queue to Redis.
 """
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -296,10 +297,18 @@ MAILADMIN = {
 
 # Tracking webhooks of the e-mail services (/anymail/<service>/tracking/): the "user:password"
 # the services post with (comma-separated to rotate), and the keys of the services that sign.
+WEBHOOK_SECRET = env.list("ANYMAIL_WEBHOOK_SECRET", default=[])
+if not WEBHOOK_SECRET and DEBUG:
+    # A development site gets one made up once (in var/), like its other secrets.
+    WEBHOOK_SECRET = [
+        _secret_from_env_or_var(
+            "ANYMAIL_WEBHOOK_SECRET", lambda: f"tracking:{secrets.token_urlsafe(24)}"
+        )
+    ]
 ANYMAIL = {
     key: value
     for key, value in {
-        "WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[]),
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
         "RESEND_SIGNING_SECRET": env.str("ANYMAIL_RESEND_SIGNING_SECRET", default=""),
     }.items()
