@@ -109,6 +109,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture
+def routing_mailer(settings):
+    """Mailadmin's backend as ``MAILERS["default"]``: Django's test setup swaps every mailer
+    for the in-memory one, and tests of the CRM's path need the real one."""
+    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+
+
+@pytest.fixture
 def browser():
     """Chromium for one test (tests/browser keeps one for its whole module)."""
     with chromium_launched() as launched:

@@ -1,13 +1,12 @@
 """Admin lists of the outbox and the blacklist count at most a capped number of rows."""
 
 import pytest
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from blacklist.models import BlacklistEntry
 from core import paginators
 from core.paginators import CappedCountPaginator, CountAtLeast
 from tests.queue.factory import queued_message
+from tests.signin import client_sign_in_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -15,12 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client(client, django_user_model):
     user = django_user_model.objects.create_superuser("root", "root@club.example", "pw")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return client
+    return client_sign_in_verified(client, user)
 
 
 @pytest.fixture

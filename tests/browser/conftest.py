@@ -17,10 +17,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
-from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.chromium import chromium_launched
+from tests.signin import client_sign_in_verified
 from tests.smtp_sink import Sink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +42,8 @@ def wait_for(condition, *, what: str, timeout: float = WAIT, explain=None):
 
 
 @pytest.fixture(autouse=True)
-def routing_mailer(settings):
-    """The real MAILERS entry: the test environment replaces it with Django's locmem backend."""
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def _routing_mailer(routing_mailer):
+    """Every journey goes through the real backend."""
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +110,12 @@ def open_page(chromium, live_server, *, user=None, viewport=LAPTOP, locale="en")
     """
     context = chromium.new_context(locale=locale, viewport=viewport)
     if user is not None:
-        client = Client()
-        client.force_login(user)
-        session = client.session
-        session[DEVICE_ID_SESSION_KEY] = user.device.persistent_id
-        session.save()
+        client = client_sign_in_verified(Client(), user, user.device)
         context.add_cookies(
             [
                 {
                     "name": settings.SESSION_COOKIE_NAME,
-                    "value": session.session_key,
+                    "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
                     "url": live_server.url,
                 }
             ]

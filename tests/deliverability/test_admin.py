@@ -3,22 +3,16 @@
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from smtpconfig.dkim import dkim_txt_record
 from smtpconfig.models import DkimKey, ProviderEvent, SmtpServer
+from tests.signin import client_sign_in_verified
 
 pytestmark = pytest.mark.django_db
 
 
 def signed_in(client, user):
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return client
+    return client_sign_in_verified(client, user)
 
 
 @pytest.fixture

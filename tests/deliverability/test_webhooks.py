@@ -224,9 +224,9 @@ def test_postmark_hard_bounce_blacklists_and_refuses_the_recipient(client, sent_
     )
 
 
-def test_the_next_mail_to_a_bounced_address_is_suppressed(client, sink, make_server, settings):
-    # Django's test runner swaps every mailer for locmem; this needs the real one.
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def test_the_next_mail_to_a_bounced_address_is_suppressed(
+    client, sink, make_server, routing_mailer
+):
     make_server(sink=sink, is_default=True)
     settings_row = MailSettings.load()
     settings_row.delivery = MailSettings.Delivery.DIRECT

@@ -26,9 +26,8 @@ def crm_sends(count: int, start: int = 0) -> None:
 
 
 @pytest.fixture(autouse=True)
-def routing_backend(settings):
-    # The test environment replaces every mailer with locmem; the CRM's path needs the real one.
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def _routing_mailer(routing_mailer):
+    """Every test here goes through the real backend."""
 
 
 def test_queued_batch_uses_one_token_and_a_revoked_app_pauses_the_server(

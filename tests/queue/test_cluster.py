@@ -231,9 +231,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster, smtp_sink, make_server
     assert released == len(stranded)
 
 
-def test_mail_sent_through_django_is_queued_and_drained(cluster, smtp_sink, make_server, settings):
-    # Django's test runner swaps every mailer for locmem: put Mailadmin's backend back.
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def test_mail_sent_through_django_is_queued_and_drained(
+    cluster, smtp_sink, make_server, routing_mailer
+):
     sink = smtp_sink()
     make_server(sink=sink, is_default=True)
     settings_row = MailSettings.load()

@@ -1,10 +1,9 @@
 """Two servers, each with its own running sink: one for club.example, one the default."""
 
 import pytest
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from smtpconfig.models import MailSettings
+from tests.signin import client_sign_in_verified
 
 
 @pytest.fixture
@@ -57,19 +56,14 @@ def test_mode(direct):
 
 
 @pytest.fixture(autouse=True)
-def routing_mailer(settings):
-    """Django's test runner swaps every mailer for locmem; these tests need the real one."""
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def _routing_mailer(routing_mailer):
+    """Every test here goes through the real backend."""
 
 
 @pytest.fixture
 def admin_browser(client, django_user_model):
     """A superuser signed in with both factors (administrators need the second one)."""
     user = django_user_model.objects.create_superuser("root", "root@club.example", "pw")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
+    client_sign_in_verified(client, user)
     client.user = user
     return client

@@ -6,11 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from mailadmin.roles import CLUB_STAFF, MAIL_ADMINISTRATORS
+from tests.signin import client_sign_in_verified
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -75,9 +75,4 @@ def sign_in(client, username, password=PASSWORD, *, address="192.0.2.10", next_u
 def verified_client(client, user, device=None):
     """A client signed in with both factors, for tests about something else."""
     device = device or TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    device = device or confirmed_authenticator(user)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return client
+    return client_sign_in_verified(client, user, device or confirmed_authenticator(user))

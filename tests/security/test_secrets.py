@@ -53,9 +53,7 @@ def auth_sink(smtp_sink):
 
 
 @pytest.fixture
-def refusing_server(make_server, auth_sink, settings):
-    # Django's test runner swaps every mailer for locmem; these tests need the real one.
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def refusing_server(make_server, auth_sink, routing_mailer):
     return make_server(
         sink=auth_sink,
         use_auth=True,

@@ -1,8 +1,6 @@
 """Fixtures of the server admin tests: a signed-in administrator."""
 
 import pytest
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 # The local OAuth2 token endpoint and XOAUTH2 peer, for servers set up through the form.
 from tests.oauth.conftest import (  # noqa: F401
@@ -10,6 +8,7 @@ from tests.oauth.conftest import (  # noqa: F401
     token_endpoint,
     xoauth2_peer,
 )
+from tests.signin import client_sign_in_verified
 
 
 @pytest.fixture
@@ -21,11 +20,7 @@ def admin_user(db, django_user_model):
 
 def sign_in_with_second_factor(client, user) -> None:
     """Sign ``client`` in as ``user``, as if the authenticator code had just been typed."""
-    client.force_login(user)
-    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
+    client_sign_in_verified(client, user)
 
 
 @pytest.fixture

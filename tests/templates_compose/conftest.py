@@ -56,6 +56,5 @@ def french_template(db):
 
 
 @pytest.fixture(autouse=True)
-def routing_backend(settings):
-    """The real MAILERS entry: the test environment replaces it with Django's locmem backend."""
-    settings.MAILERS = {"default": {"BACKEND": "smtpconfig.backends.routing.EmailBackend"}}
+def _routing_mailer(routing_mailer):
+    """Every test here goes through the real backend."""
