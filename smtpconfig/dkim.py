@@ -94,17 +94,26 @@ def _line_separator(raw: bytes) -> bytes:
     return b"\r\n" if b"\r\n" in raw[: raw.find(b"\n") + 1 or len(raw)] else b"\n"
 
 
-def dkim_sign(*, raw: bytes, from_domain: str) -> bytes:
+def dkim_active_keys() -> dict[str, DkimKey]:
+    """Every active key by its domain, in one query (a call of many messages reads them once)."""
+    return {key.domain: key for key in DkimKey.objects.filter(is_active=True)}
+
+
+def dkim_sign(*, raw: bytes, from_domain: str, keys: dict[str, DkimKey] | None = None) -> bytes:
     """``raw`` with a DKIM-Signature for ``from_domain`` prepended, or unchanged without a key.
 
     Only an active key of exactly that domain signs: a signature by another domain would not
-    align with the From for DMARC.
+    align with the From for DMARC. ``keys`` are the active keys already read
+    (``dkim_active_keys()``); without them the domain's key is looked up.
     """
     try:
         domain = dkim_normalize_domain(from_domain)
     except ValidationError:
         return raw
-    key = DkimKey.objects.filter(domain=domain, is_active=True).first()
+    if keys is None:
+        key = DkimKey.objects.filter(domain=domain, is_active=True).first()
+    else:
+        key = keys.get(domain)
     if key is None:
         return raw
     linesep = _line_separator(raw)

@@ -28,9 +28,16 @@ from blacklist.models import BlacklistEntry
 from blacklist.selectors import blacklist_blocked
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.direct import direct_worker
-from smtpconfig.dkim import dkim_sign
+from smtpconfig.dkim import dkim_active_keys, dkim_sign
 from smtpconfig.exceptions import InvalidMessage
-from smtpconfig.models import MailSettings, MessageEvent, OutgoingMessage, Recipient, SmtpServer
+from smtpconfig.models import (
+    DkimKey,
+    MailSettings,
+    MessageEvent,
+    OutgoingMessage,
+    Recipient,
+    SmtpServer,
+)
 from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
 from smtpconfig.selectors import server_option
 from smtpconfig.tasks import drain_soon
@@ -170,6 +177,7 @@ def _serialise(
     test_mode: bool,
     test_notice: str,
     original_recipients: str,
+    dkim_keys: dict[str, DkimKey],
 ) -> tuple[bytes, str, str]:
     """The bytes to send, once and for all, with their Message-ID and Subject."""
     outgoing = copy.copy(email_message)
@@ -218,7 +226,7 @@ def _serialise(
     # the bytes: every attempt sends the same signed message.
     # DMARC aligns the signature with the From header's domain, not the envelope's.
     from_domain = mailbox_parse(route.from_header, field="From").domain
-    raw = dkim_sign(raw=raw, from_domain=from_domain)
+    raw = dkim_sign(raw=raw, from_domain=from_domain, keys=dkim_keys)
     return raw, str(message_id).strip(), subject
 
 
@@ -228,6 +236,7 @@ def message_plan(
     mail_settings: MailSettings,
     servers: list[SmtpServer],
     options: list[ServerOption],
+    dkim_keys: dict[str, DkimKey],
 ) -> MessagePlan | None:
     """Decide everything about one message; ``None`` when it has no recipient at all.
 
@@ -306,6 +315,7 @@ def message_plan(
             test_address=test_box.envelope if test_box else "", lines=original_lines
         ),
         original_recipients="; ".join(original_lines),
+        dkim_keys=dkim_keys,
     )
     return MessagePlan(
         server=server,
@@ -402,6 +412,7 @@ def messages_plan(
     """Plan every message of a call (skipping those without recipients), or raise for the first
     bad one before anything is written."""
     options = [server_option(server=server) for server in servers]
+    dkim_keys = dkim_active_keys()
     plans = []
     for email_message in email_messages:
         plan = message_plan(
@@ -409,6 +420,7 @@ def messages_plan(
             mail_settings=mail_settings,
             servers=servers,
             options=options,
+            dkim_keys=dkim_keys,
         )
         if plan is not None:
             plans.append(plan)

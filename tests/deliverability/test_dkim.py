@@ -5,10 +5,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from smtpconfig.dkim import dkim_key_generate, dkim_sign, dkim_txt_record, dkim_txt_strings
 from smtpconfig.dns_health import dns_resolver, dns_txt
-from smtpconfig.models import DkimKey
+from smtpconfig.models import DkimKey, MailSettings
+from smtpconfig.recording import messages_plan
+from smtpconfig.selectors import routing_servers
 from smtpconfig.transport import SmtpConnection
 from smtpconfig.unsubscribe import unsubscribe_headers
 
@@ -143,3 +146,21 @@ def test_signed_message_through_the_catching_server_verifies(dns_zone, sink, mak
     (received,) = sink.received
     assert received.message["DKIM-Signature"]
     assert dkimpy.verify(received.content, dnsfunc=loopback_dnsfunc)
+
+
+def test_a_call_of_many_messages_reads_the_keys_once_and_signs_each(make_server):
+    make_server(is_default=True, from_filter="club.test", sender_email="office@club.test")
+    dkim_key_generate(domain="club.test")
+    messages = [
+        EmailMessage(f"News {n}", "Body", "office@club.test", [f"m{n}@example.test"])
+        for n in range(5)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        plans = messages_plan(
+            email_messages=messages,
+            mail_settings=MailSettings.load(),
+            servers=routing_servers(),
+        )
+    key_reads = [q["sql"] for q in queries if DkimKey._meta.db_table in q["sql"]]
+    assert len(key_reads) == 1
+    assert all(plan.raw.startswith(b"DKIM-Signature:") for plan in plans)
