@@ -27,8 +27,10 @@ The queue's drain (``outbox_drain``; django-q2 runs it through ``smtpconfig.task
   batches: ``sending``, ``claimed_by`` the worker, under a lease, committed before any
   network I/O, under the server's row lock so concurrent workers (processes, hosts) never
   claim one message twice nor together exceed the server's send limit;
-- one SMTP connection per batch sends each message's stored bytes as they are, and each
-  result is committed before the next message goes; the connection is closed in ``finally``;
+- one SMTP connection per batch sends each message's stored bytes as they are; each result
+  is committed while the next message is on the wire, and that message's end (the line
+  that makes the server deliver it) waits for the commit (``_Recorder``); the connection
+  is closed in ``finally``;
 - a worker that dies leaves its messages ``sending``; when the lease expires the next pass
   returns them to ``queued``. Delivery is at least once: the message in flight when the
   worker died (accepted by the server, result not yet recorded) is sent again, and only
@@ -44,7 +46,8 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,7 +74,12 @@ from smtpconfig.limits import (
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SendCounter, SmtpServer
 from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
-from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult
+from smtpconfig.transport import (
+    ConnectionFailed,
+    EndOfDataWithheld,
+    RecipientResult,
+    SendResult,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -650,12 +658,83 @@ def _lease_renew(
     return ids
 
 
+class _Recorder:
+    """Records a batch's results one after the other, each while the next message is on the
+    wire.
+
+    Threaded (outside a transaction): one thread with its own database connection, whose
+    commits skip the disk flush (``_commits_without_flush``). ``wait()`` is what the next
+    message's connection calls before sending the end of that message: a message is
+    complete at the server only once its result before it is committed, so a worker that
+    dies leaves at most one accepted message unrecorded, as when each result was committed
+    before the next message began. Inline (inside a caller's transaction, whose rows other
+    connections cannot see): each result is recorded at once, on the caller's connection.
+    """
+
+    def __init__(self, *, threaded: bool):
+        self.failed = False
+        self._pending: Future | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._settings = contextlib.ExitStack()
+        if threaded:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailadmin-record")
+            self._executor.submit(self._settings.enter_context, _commits_without_flush())
+
+    def record(self, call: Callable[[], None]) -> None:
+        """Record with ``call`` once the previous result is recorded."""
+        self.wait()
+        if self._executor is None:
+            call()
+        else:
+            self._pending = self._executor.submit(call)
+
+    def wait(self) -> None:
+        """Return once every result given is committed; raise what recording one raised."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def close(self) -> None:
+        """Wait for the last result, then close the thread's database connection."""
+        try:
+            self.wait()
+        finally:
+            if self._executor is not None:
+                self._executor.submit(self._settings.close).result()
+                self._executor.submit(connections.close_all).result()
+                self._executor.shutdown()
+
+
+def _record_result(
+    *, server: SmtpServer, message: OutgoingMessage, result: SendResult, now: datetime, report
+) -> None:
+    if _all_accepted(result):
+        message_record_accepted(server=server, message=message, result=result, now=now)
+    else:
+        message_record_attempt(message=message, result=result, retry=True, now=now)
+    report.count(message)
+
+
+def _record_failures(
+    *, messages: list[OutgoingMessage], result: SendResult, retry: bool, now: datetime, report
+) -> None:
+    for message in messages:
+        message_record_attempt(message=message, result=result, retry=retry, now=now)
+        report.count(message)
+
+
 def server_send_batch(
     *, server: SmtpServer, messages: list[OutgoingMessage], worker: str, now: datetime | None = None
 ) -> tuple[DrainReport, bool]:
-    """Send claimed ``messages`` over one connection to ``server``, recording each result as
-    soon as the server answered it. Returns the report and whether the batch ran to its end
-    (``False`` when the server paused, stalled or dropped us: the rest went back to the queue).
+    """Send claimed ``messages`` over one connection to ``server``, recording each result
+    while the next message goes (``_Recorder``). Returns the report and whether the batch
+    ran to its end (``False`` when the server paused, stalled or dropped us: the rest went
+    back to the queue).
     """
     clock = _clock(now)
     report = DrainReport()
@@ -664,10 +743,12 @@ def server_send_batch(
     # Renew well before the lease ends: one message may take a few timeouts to answer.
     margin = _reply_margin(server)
     connection = server_connection(server)
+    recorder = _Recorder(threaded=not transaction.get_connection().in_atomic_block)
     completed = True
     try:
         while remaining:
             if clock() + margin > lease_until:
+                recorder.wait()
                 ours = _lease_renew(server=server, messages=remaining, worker=worker, now=clock())
                 remaining = [message for message in remaining if message.pk in ours]
                 lease_until = clock() + _lease(server)
@@ -681,12 +762,18 @@ def server_send_batch(
                     # The server cannot be reached: every message of the batch meets the same
                     # fate (deferred, or queued behind a paused server), none is lost.
                     failure = SendResult(error.outcome, error.code, str(error))
-                    for unsent in [message, *remaining]:
-                        message_record_attempt(
-                            message=unsent, result=failure, retry=True, now=clock()
-                        )
-                        report.count(unsent)
+                    unsent = [message, *remaining]
                     remaining = []
+                    recorder.record(
+                        functools.partial(
+                            _record_failures,
+                            messages=unsent,
+                            result=failure,
+                            retry=True,
+                            now=clock(),
+                            report=report,
+                        )
+                    )
                     completed = False
                     break
             try:
@@ -694,34 +781,54 @@ def server_send_batch(
                     envelope_from=message.envelope_from,
                     recipients=message_envelope(message=message),
                     raw=bytes(message.raw),
+                    before_end_of_data=recorder.wait,
                 )
+            except EndOfDataWithheld as withheld:
+                # Recording the previous result failed: this message never reached its end,
+                # and goes back to the queue with the rest.
+                remaining.insert(0, message)
+                raise withheld.__cause__  # noqa: B904  (the recording's own error)
             except Exception as error:  # noqa: BLE001  (one bad message must not stop the rest)
                 logger.exception("Sending message %s failed", message.pk)
                 connection.discard()
                 result = SendResult(Outcome.PERMANENT, None, f"{type(error).__name__}: {error}")
-                message_record_attempt(message=message, result=result, retry=False, now=clock())
                 report.errors.append(f"{message.pk}: {result.reply}")
-                report.count(message)
+                recorder.record(
+                    functools.partial(
+                        _record_failures,
+                        messages=[message],
+                        result=result,
+                        retry=False,
+                        now=clock(),
+                        report=report,
+                    )
+                )
                 continue
-            # Recorded before the next message is sent, so a worker that dies leaves at most
-            # the message in flight unrecorded (the one that may then go out twice).
-            if _all_accepted(result):
-                message_record_accepted(server=server, message=message, result=result, now=clock())
-                report.count(message)
-                continue
-            message_record_attempt(message=message, result=result, retry=True, now=clock())
-            report.count(message)
-            if _server_outcome(result) is not None or (
-                result.outcome != Outcome.ACCEPTED and result.code is None
+            recorder.record(
+                functools.partial(
+                    _record_result,
+                    server=server,
+                    message=message,
+                    result=result,
+                    now=clock(),
+                    report=report,
+                )
+            )
+            if not _all_accepted(result) and (
+                _server_outcome(result) is not None
+                or (result.outcome != Outcome.ACCEPTED and result.code is None)
             ):
                 # The server paused, or the session died (a disconnect, a timeout): the rest
                 # goes back to the queue untried, for a later pass.
                 completed = False
                 break
     finally:
-        connection.close()
-        if remaining:
-            report.requeued += outbox_release(messages=remaining, worker=worker)
+        try:
+            recorder.close()
+        finally:
+            connection.close()
+            if remaining:
+                report.requeued += outbox_release(messages=remaining, worker=worker)
     return report, completed
 
 
@@ -765,14 +872,14 @@ def _connection_batch(
 ) -> tuple[DrainReport, bool]:
     """Claim one batch of a server for ``worker`` and send it over one connection. Returns
     the report and whether more of this server may be sendable in this pass."""
-    server, claimed, report = outbox_claim(
-        server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
-    )
-    if not claimed:
-        # Nothing sendable now; if this batch was deferred (or failed) for the limit, the
-        # next batch of the queue gets the same treatment in this pass.
-        return report, bool(report.limit_deferred or report.failed)
     with _commits_without_flush():
+        server, claimed, report = outbox_claim(
+            server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
+        )
+        if not claimed:
+            # Nothing sendable now; if this batch was deferred (or failed) for the limit, the
+            # next batch of the queue gets the same treatment in this pass.
+            return report, bool(report.limit_deferred or report.failed)
         batch_report, completed = server_send_batch(
             server=server, messages=claimed, worker=worker, now=clock() if fixed_now else None
         )

@@ -10,6 +10,7 @@ import contextlib
 import email
 import email.policy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import getaddresses
 
@@ -38,7 +39,12 @@ from requests import RequestException
 from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome, classify_reply
-from smtpconfig.transport import ConnectionFailed, RecipientResult, SendResult
+from smtpconfig.transport import (
+    ConnectionFailed,
+    EndOfDataWithheld,
+    RecipientResult,
+    SendResult,
+)
 
 
 @dataclass(frozen=True)
@@ -357,14 +363,28 @@ class EspConnection:
             ) from error
         self._opened = True
 
-    def send(self, *, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+    def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: list[str],
+        raw: bytes,
+        before_end_of_data: Callable[[], None] | None = None,
+    ) -> SendResult:
         """Send ``raw`` to ``recipients``; never raises for what the service answers.
 
         Raises ``InvalidMessage`` (a ``ValueError``) only for what is wrong with the message
         itself, as ``SmtpConnection.send`` does. The service builds its own envelope (its
-        bounce address), so ``envelope_from`` is not passed on.
+        bounce address), so ``envelope_from`` is not passed on. One request carries the
+        whole message: ``before_end_of_data`` is called before it is made, and what it raises
+        comes out as ``EndOfDataWithheld`` with nothing sent.
         """
         message = email_message_from_raw(raw=raw, recipients=recipients)
+        if before_end_of_data is not None:
+            try:
+                before_end_of_data()
+            except BaseException as error:
+                raise EndOfDataWithheld from error
         try:
             self.backend.send_messages([message])
         except AnymailRecipientsRefused:

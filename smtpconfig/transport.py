@@ -5,8 +5,11 @@ Django's own ``smtp.EmailBackend`` built from the server's settings.
 """
 
 import contextlib
+import re
 import smtplib
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
@@ -55,6 +58,71 @@ def _decode(reply) -> str:
     return str(reply or "")
 
 
+# A line of the message that starts with a dot gets a second one (RFC 5321 4.5.2), as
+# smtplib.SMTP.data() does.
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+class _EndOfDataHeldMixin:
+    """smtplib's client that can hold back the end of a message (the ``.`` line) until
+    ``before_end_of_data()`` returns.
+
+    A server delivers a message only once it has its end: a session that dies before
+    (the process killed, the callable raising) leaves nothing delivered. The queue uses the
+    wait to record the previous message while this one is on the wire.
+    """
+
+    before_end_of_data: Callable[[], None] | None = None
+
+    def data(self, msg):
+        wait = self.before_end_of_data
+        if wait is None or not isinstance(msg, bytes):
+            return super().data(msg)
+        code, reply = self.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = _LINE_START_DOT.sub(b"..", msg)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        # The end goes in a write of its own, later: without this a small write after a
+        # larger unacknowledged one would wait for the server's delayed ACK (Nagle).
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send(body)
+        try:
+            wait()
+        except BaseException as error:
+            raise EndOfDataWithheld from error
+        self.send(b".\r\n")
+        return self.getreply()
+
+
+class _SMTP(_EndOfDataHeldMixin, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_EndOfDataHeldMixin, smtplib.SMTP_SSL):  # noqa: N801  (smtplib's name)
+    pass
+
+
+class _EndOfDataHeldBackendMixin:
+    @property
+    def connection_class(self):
+        return _SMTP_SSL if self.use_ssl else _SMTP
+
+
+class _SmtpBackend(_EndOfDataHeldBackendMixin, DjangoSmtpBackend):
+    pass
+
+
+class _XOAuth2Backend(_EndOfDataHeldBackendMixin, XOAuth2EmailBackend):
+    pass
+
+
+class EndOfDataWithheld(Exception):  # noqa: N818  (not an error of its own: see __cause__)
+    """``before_end_of_data`` raised: the message's end was never sent, the session was
+    dropped, and the message was not delivered. Its ``__cause__`` is what was raised."""
+
+
 def smtp_backend_for(server) -> DjangoSmtpBackend:
     """Django's SMTP backend configured from ``server`` (one connection, reused for a batch)."""
     options = {
@@ -68,9 +136,9 @@ def smtp_backend_for(server) -> DjangoSmtpBackend:
     }
     if oauth_uses_xoauth2(server=server):
         # Microsoft 365 / Google Workspace: AUTH XOAUTH2 with the shared token, no password.
-        backend = XOAuth2EmailBackend(server=server, **options)
+        backend = _XOAuth2Backend(server=server, **options)
     else:
-        backend = DjangoSmtpBackend(
+        backend = _SmtpBackend(
             username=server.username if server.use_auth else None,
             password=str(server.password) if server.use_auth else None,
             **options,
@@ -123,20 +191,35 @@ class SmtpConnection:
                 str(error) or type(error).__name__, outcome=Outcome.TEMPORARY
             ) from error
 
-    def send(self, *, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+    def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: list[str],
+        raw: bytes,
+        before_end_of_data: Callable[[], None] | None = None,
+    ) -> SendResult:
         """Send ``raw`` as it is; never raises for what the server answers.
 
-        Raises only for what is wrong with the message itself (an address smtplib will not
-        put on the wire); the caller then fails that message and calls ``discard()``.
+        Raises for what is wrong with the message itself (an address smtplib will not put
+        on the wire); the caller then fails that message and calls ``discard()``.
+
+        ``before_end_of_data`` is called once the server took the envelope and the message,
+        before its end: what it raises comes out of ``send`` as ``EndOfDataWithheld``, after
+        the session was dropped so that the server discards the message.
         """
         connection = self.backend.connection
         # Internationalised addresses need the server's SMTPUTF8; smtplib refuses (an
         # SMTPNotSupportedError, permanent) when the server lacks it.
         needs_utf8 = not all(address.isascii() for address in [envelope_from, *recipients])
+        connection.before_end_of_data = before_end_of_data
         try:
             refused = connection.sendmail(
                 envelope_from, recipients, raw, mail_options=["SMTPUTF8"] if needs_utf8 else []
             )
+        except EndOfDataWithheld:
+            self.discard()
+            raise
         except smtplib.SMTPNotSupportedError as error:
             self._forget_connection_if_dead(0)
             return SendResult(Outcome.PERMANENT, None, str(error))
@@ -154,6 +237,8 @@ class SmtpConnection:
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             self._forget_connection_if_dead(None)
             return SendResult(Outcome.TEMPORARY, None, str(error) or type(error).__name__)
+        finally:
+            connection.before_end_of_data = None
         results = []
         for address in recipients:
             if address in refused:

@@ -26,7 +26,8 @@ def test_oauth_servers_get_the_xoauth2_backend_and_password_servers_do_not(
 
     assert isinstance(oauth, XOAuth2EmailBackend)
     assert oauth.username is None and oauth.password is None
-    assert type(password) is DjangoSmtpBackend
+    assert isinstance(password, DjangoSmtpBackend)
+    assert not isinstance(password, XOAuth2EmailBackend)
 
 
 def test_one_connection_sends_a_batch_with_one_token_request(

@@ -1,0 +1,176 @@
+"""A result is recorded while the next message is on the wire, and the next message's end waits
+for that record: a worker that dies, or a record that fails, leaves at most one accepted message
+unrecorded.
+
+The drain's recording thread uses its own database connection, so these tests commit for real
+(``transaction=True``); a failing record is a real database refusal (a trigger).
+"""
+
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from anymail.backends.test import EmailBackend as AnymailTestBackend
+from django.core import mail
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from smtpconfig.delivery import outbox_drain, outbox_release_expired
+from smtpconfig.esp import EspConnection
+from smtpconfig.models import OutgoingMessage
+from smtpconfig.replies import Outcome
+from smtpconfig.transport import EndOfDataWithheld, SmtpConnection
+from tests.queue.factory import queued_messages
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Status = OutgoingMessage.Status
+
+RAW = (
+    b"From: office@club.example\r\nTo: member@members.example\r\nSubject: Dots\r\n\r\n"
+    b"First line\r\n.A line that starts with a dot\r\n..and one with two\r\nLast line\r\n"
+)
+
+
+def send(connection, **kwargs):
+    return connection.send(
+        envelope_from="office@club.example", recipients=["member@members.example"], **kwargs
+    )
+
+
+def test_the_end_of_a_message_waits_for_before_end_of_data(sink, make_server):
+    connection = SmtpConnection(make_server(sink=sink))
+    connection.open()
+    seen_by_the_hook = []
+    result = send(connection, raw=RAW, before_end_of_data=lambda: seen_by_the_hook.append(1))
+    connection.close()
+    assert result.outcome == Outcome.ACCEPTED
+    assert seen_by_the_hook == [1]
+    # The server got the lines as they were (a leading dot doubled on the wire, then undone).
+    assert [item.content for item in sink.received] == [RAW]
+
+
+def test_nothing_is_delivered_before_the_end(sink, make_server):
+    connection = SmtpConnection(make_server(sink=sink))
+    connection.open()
+    received_during_the_wait = []
+
+    def wait():
+        time.sleep(0.2)  # the server has the whole message, but not its end
+        received_during_the_wait.append(len(sink.received))
+
+    send(connection, raw=RAW, before_end_of_data=wait)
+    connection.close()
+    assert received_during_the_wait == [0]
+    assert len(sink.received) == 1
+
+
+def test_a_failing_before_end_of_data_leaves_nothing_delivered(sink, make_server):
+    connection = SmtpConnection(make_server(sink=sink))
+    connection.open()
+
+    def refuse():
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(EndOfDataWithheld) as raised:
+        send(connection, raw=RAW, before_end_of_data=refuse)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert not connection.is_open
+    time.sleep(0.2)
+    assert sink.received == []
+    # The next message opens a fresh session and goes through.
+    connection.open()
+    assert send(connection, raw=RAW).outcome == Outcome.ACCEPTED
+    connection.close()
+    assert len(sink.received) == 1
+
+
+def test_a_service_is_not_called_when_before_end_of_data_fails(make_server):
+    mail.outbox = []
+    server = make_server(transport="postmark", host="")
+    connection = EspConnection(server, backend=AnymailTestBackend())
+    connection.open()
+
+    def refuse():
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(EndOfDataWithheld):
+        send(connection, raw=RAW, before_end_of_data=refuse)
+    assert mail.outbox == []
+    calls = []
+    assert send(connection, raw=RAW, before_end_of_data=lambda: calls.append(1)).outcome == (
+        Outcome.ACCEPTED
+    )
+    assert calls == [1] and len(mail.outbox) == 1
+
+
+@contextmanager
+def record_refused_for(message):
+    """The database refuses to mark ``message`` sent, as a full disk or a lost server would."""
+    table = OutgoingMessage._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                f"CREATE TRIGGER refuse_record BEFORE UPDATE OF status ON {table} "
+                f"WHEN NEW.id = {message.pk} AND NEW.status = 'sent' "
+                "BEGIN SELECT RAISE(ABORT, 'record refused'); END"
+            )
+        else:
+            cursor.execute(
+                "CREATE FUNCTION refuse_record() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'record refused'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_record BEFORE UPDATE OF status ON {table} "
+                f"FOR EACH ROW WHEN (NEW.id = {message.pk} AND NEW.status = 'sent') "
+                "EXECUTE FUNCTION refuse_record()"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("DROP TRIGGER refuse_record")
+            else:
+                cursor.execute(f"DROP TRIGGER refuse_record ON {table}")
+                cursor.execute("DROP FUNCTION refuse_record()")
+
+
+def test_a_failed_record_stops_the_batch_before_the_next_message_ends(sink, make_server):
+    server = make_server(sink=sink)
+    messages = queued_messages(server=server, count=5)
+    with record_refused_for(messages[1]), pytest.raises(DatabaseError, match="record refused"):
+        outbox_drain()
+    # Messages 0 and 1 were accepted; 2 was on the wire but never got its end.
+    assert [item.message["Message-ID"] for item in sink.received] == [
+        message.message_id for message in messages[:2]
+    ]
+    states = dict(OutgoingMessage.objects.values_list("pk", "status"))
+    assert states[messages[0].pk] == Status.SENT
+    # The unrecorded one keeps its lease; the others went back to the queue untouched.
+    assert states[messages[1].pk] == Status.SENDING
+    assert [states[message.pk] for message in messages[2:]] == [Status.QUEUED] * 3
+    assert OutgoingMessage.objects.get(pk=messages[2].pk).attempts == 0
+
+    # When its lease runs out it is sent again: the only message that arrives twice.
+    released = outbox_release_expired(now=timezone.now() + timedelta(days=1))
+    assert released == 1
+    report = outbox_drain()
+    assert report.sent == 4
+    arrivals = [item.message["Message-ID"] for item in sink.received]
+    assert sorted(arrivals) == sorted(
+        [message.message_id for message in messages] + [messages[1].message_id]
+    )
+    assert set(OutgoingMessage.objects.values_list("status", flat=True)) == {Status.SENT}
+
+
+def test_every_result_is_recorded_when_the_drain_returns(sink, make_server):
+    server = make_server(sink=sink)
+    messages = queued_messages(server=server, count=30)
+    sink.handler.rcpt_replies["member7@members.example"] = "550 5.1.1 No such user"
+    report = outbox_drain(batch_size=8)
+    assert (report.sent, report.failed) == (29, 1)
+    states = dict(OutgoingMessage.objects.values_list("pk", "status"))
+    assert states[messages[7].pk] == Status.FAILED
+    assert sum(status == Status.SENT for status in states.values()) == 29
