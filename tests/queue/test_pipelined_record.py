@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from smtpconfig.delivery import outbox_drain, outbox_release_expired
 from smtpconfig.esp import EspConnection
-from smtpconfig.models import OutgoingMessage
+from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import EndOfDataWithheld, SmtpConnection
 from tests.queue.factory import queued_messages
@@ -148,8 +148,11 @@ def test_a_failed_record_stops_the_batch_before_the_next_message_ends(sink, make
     ]
     states = dict(OutgoingMessage.objects.values_list("pk", "status"))
     assert states[messages[0].pk] == Status.SENT
-    # The unrecorded one keeps its lease; the others went back to the queue untouched.
+    # The unrecorded one keeps its lease (and nothing of its record was half-written); the
+    # others went back to the queue untouched.
     assert states[messages[1].pk] == Status.SENDING
+    assert messages[1].recipients.get().status == Recipient.Status.PENDING
+    assert not messages[1].events.filter(kind=MessageEvent.Kind.ATTEMPT).exists()
     assert [states[message.pk] for message in messages[2:]] == [Status.QUEUED] * 3
     assert OutgoingMessage.objects.get(pk=messages[2].pk).attempts == 0
 
