@@ -1,0 +1,114 @@
+"""A drain request queues a task unless the one this process queued still waits, untaken.
+
+Through the test run's broker (django-q2's ORM broker, or Redis when REDIS_URL is set); a
+worker taking a task is the broker's own ``dequeue()``, as the cluster calls it.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.core.mail import send_mail
+from django.utils import timezone
+from django_q.brokers import Broker, get_broker
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+from smtpconfig.models import MailSettings, OutgoingMessage
+from smtpconfig.tasks import DRAIN_TASK
+from smtpconfig.wakeups import task_request
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker():
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def request() -> bool:
+    return task_request(DRAIN_TASK, task_name="drain outbox")
+
+
+def test_a_second_request_while_the_first_task_waits_queues_nothing(broker):
+    assert request() is True
+    assert request() is False
+    assert request() is False
+    assert broker.queue_size() == 1
+
+
+def test_a_task_taken_by_a_worker_no_longer_serves_the_next_request(broker):
+    """The worker may be past its claims already: a message committed now needs a new pass."""
+    assert request() is True
+    taken = broker.dequeue()
+    assert [SignedPackage.loads(package)["func"] for _ack, package in taken] == [DRAIN_TASK]
+    assert request() is True
+    assert broker.queue_size() == 1
+    assert request() is False
+
+
+def test_a_task_purged_from_the_queue_is_queued_again(broker):
+    assert request() is True
+    broker.purge_queue()
+    assert request() is True
+    assert broker.queue_size() == 1
+
+
+def test_a_task_whose_worker_died_waits_again_and_serves_the_next_request(broker):
+    """The ORM broker hands a task out again once its lock has passed (the worker died)."""
+    if not isinstance(broker, ORM):
+        pytest.skip("Redis hands out a task once; the ORM broker again after its lock")
+    assert request() is True
+    broker.dequeue()
+    # The worker's lock passes: the task is handed out again, so it waits again.
+    OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=1))
+    assert request() is False
+    assert broker.queue_size() == 1
+
+
+def test_other_tasks_in_the_queue_are_not_mistaken_for_it(broker):
+    assert request() is True
+    broker.dequeue()
+    broker.enqueue(SignedPackage.dumps({"id": "x", "name": "other", "func": "math.floor"}))
+    assert request() is True
+    assert broker.queue_size() == 2
+
+
+class ListBroker(Broker):
+    """A broker the wake-ups cannot look into: every request queues a task."""
+
+    tasks: list = []
+
+    def enqueue(self, task):
+        self.tasks.append(task)
+        return len(self.tasks)
+
+    def queue_size(self):
+        return len(self.tasks)
+
+
+def test_a_broker_it_cannot_look_into_gets_every_request(monkeypatch):
+    monkeypatch.setattr(Conf, "BROKER_CLASS", f"{__name__}.ListBroker")
+    monkeypatch.setattr(ListBroker, "tasks", [])
+    assert request() is True
+    assert request() is True
+    assert len(ListBroker.tasks) == 2
+
+
+def test_sync_mode_runs_a_pass_on_every_request(
+    monkeypatch, broker, sink, make_server, routing_mailer, django_capture_on_commit_callbacks
+):
+    """django-q2's sync mode runs the task at once and queues nothing to look at later."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+    make_server(sink=sink, is_default=True)
+    MailSettings.objects.update_or_create(pk=1, defaults={"delivery": "queue"})
+    for number in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            send_mail(f"News {number}", "Body", "info@club.example", [f"m{number}@golf.example"])
+    assert list(OutgoingMessage.objects.values_list("status", flat=True)) == ["sent", "sent"]
+    assert sink.recipients() == ["m0@golf.example", "m1@golf.example"]
+    assert broker.queue_size() == 0
