@@ -410,12 +410,22 @@ def messages_record(
 
 
 def messages_plan(
-    *, email_messages: list[EmailMessage], mail_settings: MailSettings, servers: list[SmtpServer]
+    *,
+    email_messages: list[EmailMessage],
+    mail_settings: MailSettings,
+    servers: list[SmtpServer],
+    options: list[ServerOption] | None = None,
+    dkim_keys: dict[str, DkimKey] | None = None,
 ) -> list[MessagePlan]:
     """Plan every message of a call (skipping those without recipients), or raise for the first
-    bad one before anything is written."""
-    options = [server_option(server=server) for server in servers]
-    dkim_keys = dkim_active_keys()
+    bad one before anything is written.
+
+    ``options`` (the servers' routing options) and ``dkim_keys`` (the active keys) are read
+    here unless the caller read them already (``routing_config()``)."""
+    if options is None:
+        options = [server_option(server=server) for server in servers]
+    if dkim_keys is None:
+        dkim_keys = dkim_active_keys()
     plans = []
     for email_message in email_messages:
         plan = message_plan(

@@ -1,10 +1,22 @@
 """Reads the routing backend and the outbox admin need."""
 
+import copy
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from core.compiled import CompiledQuery
+from smtpconfig.conf import mailadmin_setting
 from smtpconfig.exceptions import ConfigurationError
-from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
+from smtpconfig.models import (
+    DkimKey,
+    MailSettings,
+    MessageEvent,
+    OutgoingMessage,
+    Recipient,
+    SmtpServer,
+)
 from smtpconfig.selection import ServerOption
 from smtpconfig.validation import FromFilterError, parse_from_filter
 
@@ -35,9 +47,80 @@ def server_option(*, server: SmtpServer) -> ServerOption:
     )
 
 
+def _routing_servers_queryset() -> QuerySet[SmtpServer]:
+    return SmtpServer.objects.filter(is_active=True).order_by("name", "pk")
+
+
 def routing_servers() -> list[SmtpServer]:
     """Every active server, by name (the order routing breaks ties in): one query."""
-    return list(SmtpServer.objects.filter(is_active=True).order_by("name", "pk"))
+    return list(_routing_servers_queryset())
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """What the portal decides about every message, as read for one call of the backend."""
+
+    mail_settings: MailSettings
+    servers: list[SmtpServer]
+    options: list[ServerOption]
+    dkim_keys: dict[str, DkimKey]
+
+    def copied(self) -> "RoutingConfig":
+        """The same values in instances of the caller's own: sending may change a server
+        instance (a pause, a refreshed token), which must not leak into the next call."""
+        return RoutingConfig(
+            mail_settings=copy.copy(self.mail_settings),
+            servers=[copy.copy(server) for server in self.servers],
+            options=self.options,
+            dkim_keys={domain: copy.copy(key) for domain, key in self.dkim_keys.items()},
+        )
+
+
+_SETTINGS_ROW = CompiledQuery(lambda: MailSettings.objects.filter(pk=1))
+_ACTIVE_SERVERS = CompiledQuery(_routing_servers_queryset)
+_ACTIVE_DKIM_KEYS = CompiledQuery(lambda: DkimKey.objects.filter(is_active=True).order_by("pk"))
+# The rows last read and the configuration built from them, shared by the process's threads.
+_last_config: dict[str, tuple[tuple, RoutingConfig]] = {}
+
+
+def _routing_rows() -> tuple:
+    return (
+        tuple(_SETTINGS_ROW.rows()),
+        tuple(_ACTIVE_SERVERS.rows()),
+        tuple(_ACTIVE_DKIM_KEYS.rows()),
+        # The same ciphertext may decrypt differently (or not at all) under other keys.
+        tuple(mailadmin_setting("ENCRYPTION_KEYS")),
+    )
+
+
+def routing_config() -> RoutingConfig:
+    """The mail settings, the active servers (with their routing options) and the active
+    DKIM keys, as they are in the database now: three small reads of whole rows.
+
+    Every call reads the rows themselves, so any change, however it was written (the
+    portal, a queryset ``update()``, a migration, another process or host), applies to the
+    very next message. Only turning unchanged rows into instances again (decrypting keys,
+    parsing filters) is skipped. Each call gets instances of its own.
+    """
+    rows = _routing_rows()
+    if not rows[0]:
+        # A new database: the settings row is made once, with its defaults.
+        MailSettings.load()
+        rows = _routing_rows()
+    last = _last_config.get("last")
+    if last is not None and last[0] == rows:
+        return last[1].copied()
+    settings_rows, server_rows, key_rows, _keys = rows
+    (mail_settings,) = _SETTINGS_ROW.instances(list(settings_rows))
+    servers = _ACTIVE_SERVERS.instances(list(server_rows))
+    config = RoutingConfig(
+        mail_settings=mail_settings,
+        servers=servers,
+        options=[server_option(server=server) for server in servers],
+        dkim_keys={key.domain: key for key in _ACTIVE_DKIM_KEYS.instances(list(key_rows))},
+    )
+    _last_config["last"] = (rows, config)
+    return config.copied()
 
 
 def message_recipients(*, message: OutgoingMessage) -> QuerySet[Recipient]:

@@ -14,7 +14,7 @@ from smtpconfig.direct import messages_deliver_direct
 from smtpconfig.exceptions import DeliveryFailed
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.recording import messages_plan, messages_record
-from smtpconfig.selectors import routing_servers
+from smtpconfig.selectors import routing_config
 
 
 class EmailBackend(BaseEmailBackend):
@@ -72,9 +72,14 @@ class EmailBackend(BaseEmailBackend):
                     self.close()
 
     def _send(self, email_messages: list) -> int:
-        mail_settings = MailSettings.load()
+        config = routing_config()
+        mail_settings = config.mail_settings
         plans = messages_plan(
-            email_messages=email_messages, mail_settings=mail_settings, servers=routing_servers()
+            email_messages=email_messages,
+            mail_settings=mail_settings,
+            servers=config.servers,
+            options=config.options,
+            dkim_keys=config.dkim_keys,
         )
         records = messages_record(plans=plans, delivery=mail_settings.delivery)
         handed_on = [m for m in records if m.status != OutgoingMessage.Status.SUPPRESSED]
