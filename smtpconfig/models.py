@@ -146,7 +146,10 @@ class SendCounter(models.Model):
     A limit check sums at most 168 rows (a week of hours) whatever the size of the history.
     """
 
-    server = models.ForeignKey(SmtpServer, on_delete=models.CASCADE, related_name="counters")
+    # The unique (server, bucket) constraint's index serves lookups by server.
+    server = models.ForeignKey(
+        SmtpServer, on_delete=models.CASCADE, related_name="counters", db_index=False
+    )
     bucket = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
 
@@ -228,11 +231,13 @@ class OutgoingMessage(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="messages",
+        # Served by the (server, status) index: every index is rewritten at each attempt.
+        db_index=False,
     )
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.QUEUED
     )
-    message_id = models.CharField(_("Message-ID"), max_length=255, db_index=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255)
     # The id an e-mail service gave the message, to match its tracking events.
     provider_message_id = models.CharField(
         _("service message id"), max_length=255, blank=True, db_index=True
@@ -276,6 +281,9 @@ class OutgoingMessage(models.Model):
             models.Index(fields=["server", "status"], name="smtpconfig_msg_server_status"),
             # The outbox list filtered by status, newest first, without sorting the history.
             models.Index(fields=["status", "-created_at"], name="smtpconfig_msg_status_new"),
+            # Exact and IN lookups only: no second pattern index on PostgreSQL, as
+            # db_index=True would add.
+            models.Index(fields=["message_id"], name="smtpconfig_msg_message_id"),
         ]
 
     def __str__(self):
@@ -302,7 +310,8 @@ class Recipient(models.Model):
         on_delete=models.CASCADE,
         related_name="recipients",
     )
-    email = models.CharField(_("address"), max_length=320, db_index=True)
+    # Lookups by address use the history index below, which starts with it.
+    email = models.CharField(_("address"), max_length=320)
     kind = models.CharField(_("field"), max_length=3, choices=Kind.choices, default=Kind.TO)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
