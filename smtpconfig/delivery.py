@@ -28,9 +28,9 @@ The queue's drain (``outbox_drain``; django-q2 runs it through ``smtpconfig.task
   network I/O, under the server's row lock so concurrent workers (processes, hosts) never
   claim one message twice nor together exceed the server's send limit;
 - one SMTP connection per batch sends each message's stored bytes as they are; each result
-  is committed while the next message is on the wire, and that message's end (the line
-  that makes the server deliver it) waits for the commit (``_Recorder``); the connection
-  is closed in ``finally``;
+  is committed while the next message's envelope (MAIL, RCPT) is on the wire, and that
+  message's data waits for the commit (``_Recorder``); the connection is closed in
+  ``finally``;
 - a worker that dies leaves its messages ``sending``; when the lease expires the next pass
   returns them to ``queued``. Delivery is at least once: the message in flight when the
   worker died (accepted by the server, result not yet recorded) is sent again, and only
@@ -76,7 +76,7 @@ from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
 from smtpconfig.transport import (
     ConnectionFailed,
-    EndOfDataWithheld,
+    MessageWithheld,
     RecipientResult,
     SendResult,
 )
@@ -675,16 +675,16 @@ def _lease_renew(
 
 
 class _Recorder:
-    """Records a batch's results one after the other, each while the next message is on the
-    wire.
+    """Records a batch's results one after the other, each while the next message's
+    envelope is on the wire.
 
     Threaded (outside a transaction): one thread with its own database connection, whose
     commits skip the disk flush (``_commits_without_flush``). ``wait()`` is what the next
-    message's connection calls before sending the end of that message: a message is
-    complete at the server only once its result before it is committed, so a worker that
-    dies leaves at most one accepted message unrecorded, as when each result was committed
-    before the next message began. Inline (inside a caller's transaction, whose rows other
-    connections cannot see): each result is recorded at once, on the caller's connection.
+    message's connection calls before it sends that message's data: a server gets a
+    message only once the result before it is committed, so a worker that dies leaves at
+    most one accepted message unrecorded, as when each result was committed before the
+    next message began. Inline (inside a caller's transaction, whose rows other connections
+    cannot see): each result is recorded at once, on the caller's connection.
     """
 
     def __init__(self, *, threaded: bool):
@@ -797,11 +797,11 @@ def server_send_batch(
                     envelope_from=message.envelope_from,
                     recipients=message_envelope(message=message),
                     raw=bytes(message.raw),
-                    before_end_of_data=recorder.wait,
+                    before_data=recorder.wait,
                 )
-            except EndOfDataWithheld as withheld:
-                # Recording the previous result failed: this message never reached its end,
-                # and goes back to the queue with the rest.
+            except MessageWithheld as withheld:
+                # Recording the previous result failed: this message's data was never sent,
+                # and it goes back to the queue with the rest.
                 remaining.insert(0, message)
                 raise withheld.__cause__  # noqa: B904  (the recording's own error)
             except Exception as error:  # noqa: BLE001  (one bad message must not stop the rest)

@@ -41,7 +41,7 @@ from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome, classify_reply
 from smtpconfig.transport import (
     ConnectionFailed,
-    EndOfDataWithheld,
+    MessageWithheld,
     RecipientResult,
     SendResult,
 )
@@ -369,22 +369,22 @@ class EspConnection:
         envelope_from: str,
         recipients: list[str],
         raw: bytes,
-        before_end_of_data: Callable[[], None] | None = None,
+        before_data: Callable[[], None] | None = None,
     ) -> SendResult:
         """Send ``raw`` to ``recipients``; never raises for what the service answers.
 
         Raises ``InvalidMessage`` (a ``ValueError``) only for what is wrong with the message
         itself, as ``SmtpConnection.send`` does. The service builds its own envelope (its
         bounce address), so ``envelope_from`` is not passed on. One request carries the
-        whole message: ``before_end_of_data`` is called before it is made, and what it raises
-        comes out as ``EndOfDataWithheld`` with nothing sent.
+        whole message: ``before_data`` is called before it is made, and what it raises
+        comes out as ``MessageWithheld`` with nothing sent.
         """
         message = email_message_from_raw(raw=raw, recipients=recipients)
-        if before_end_of_data is not None:
+        if before_data is not None:
             try:
-                before_end_of_data()
+                before_data()
             except BaseException as error:
-                raise EndOfDataWithheld from error
+                raise MessageWithheld from error
         try:
             self.backend.send_messages([message])
         except AnymailRecipientsRefused:

@@ -5,9 +5,7 @@ Django's own ``smtp.EmailBackend`` built from the server's settings.
 """
 
 import contextlib
-import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,69 +56,52 @@ def _decode(reply) -> str:
     return str(reply or "")
 
 
-# A line of the message that starts with a dot gets a second one (RFC 5321 4.5.2), as
-# smtplib.SMTP.data() does.
-_LINE_START_DOT = re.compile(rb"(?m)^\.")
+class _WaitBeforeDataMixin:
+    """smtplib's client that, once the server took the envelope (MAIL, RCPT), waits for
+    ``before_data()`` to return before it sends the message (DATA).
 
-
-class _EndOfDataHeldMixin:
-    """smtplib's client that can hold back the end of a message (the ``.`` line) until
-    ``before_end_of_data()`` returns.
-
-    A server delivers a message only once it has its end: a session that dies before
-    (the process killed, the callable raising) leaves nothing delivered. The queue uses the
-    wait to record the previous message while this one is on the wire.
+    A server delivers nothing of a session that dies before the message's data (the
+    process killed, the callable raising). The queue uses the wait to record the previous
+    message's result while this one's envelope is on the wire.
     """
 
-    before_end_of_data: Callable[[], None] | None = None
+    before_data: Callable[[], None] | None = None
 
     def data(self, msg):
-        wait = self.before_end_of_data
-        if wait is None or not isinstance(msg, bytes):
-            return super().data(msg)
-        code, reply = self.docmd("data")
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        body = _LINE_START_DOT.sub(b"..", msg)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        # The end goes in a write of its own, later: without this a small write after a
-        # larger unacknowledged one would wait for the server's delayed ACK (Nagle).
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.send(body)
-        try:
-            wait()
-        except BaseException as error:
-            raise EndOfDataWithheld from error
-        self.send(b".\r\n")
-        return self.getreply()
+        wait = self.before_data
+        if wait is not None:
+            try:
+                wait()
+            except BaseException as error:
+                raise MessageWithheld from error
+        return super().data(msg)
 
 
-class _SMTP(_EndOfDataHeldMixin, smtplib.SMTP):
+class _SMTP(_WaitBeforeDataMixin, smtplib.SMTP):
     pass
 
 
-class _SMTP_SSL(_EndOfDataHeldMixin, smtplib.SMTP_SSL):  # noqa: N801  (smtplib's name)
+class _SMTP_SSL(_WaitBeforeDataMixin, smtplib.SMTP_SSL):  # noqa: N801  (smtplib's name)
     pass
 
 
-class _EndOfDataHeldBackendMixin:
+class _WaitBeforeDataBackendMixin:
     @property
     def connection_class(self):
         return _SMTP_SSL if self.use_ssl else _SMTP
 
 
-class _SmtpBackend(_EndOfDataHeldBackendMixin, DjangoSmtpBackend):
+class _SmtpBackend(_WaitBeforeDataBackendMixin, DjangoSmtpBackend):
     pass
 
 
-class _XOAuth2Backend(_EndOfDataHeldBackendMixin, XOAuth2EmailBackend):
+class _XOAuth2Backend(_WaitBeforeDataBackendMixin, XOAuth2EmailBackend):
     pass
 
 
-class EndOfDataWithheld(Exception):  # noqa: N818  (not an error of its own: see __cause__)
-    """``before_end_of_data`` raised: the message's end was never sent, the session was
-    dropped, and the message was not delivered. Its ``__cause__`` is what was raised."""
+class MessageWithheld(Exception):  # noqa: N818  (not an error of its own: see __cause__)
+    """``before_data`` raised: the message's data was never sent, the session was dropped,
+    and nothing was delivered. Its ``__cause__`` is what was raised."""
 
 
 def smtp_backend_for(server) -> DjangoSmtpBackend:
@@ -197,27 +178,27 @@ class SmtpConnection:
         envelope_from: str,
         recipients: list[str],
         raw: bytes,
-        before_end_of_data: Callable[[], None] | None = None,
+        before_data: Callable[[], None] | None = None,
     ) -> SendResult:
         """Send ``raw`` as it is; never raises for what the server answers.
 
         Raises for what is wrong with the message itself (an address smtplib will not put
         on the wire); the caller then fails that message and calls ``discard()``.
 
-        ``before_end_of_data`` is called once the server took the envelope and the message,
-        before its end: what it raises comes out of ``send`` as ``EndOfDataWithheld``, after
-        the session was dropped so that the server discards the message.
+        ``before_data`` is called once the server took the envelope, before the message
+        goes: what it raises comes out of ``send`` as ``MessageWithheld``, after the session
+        was dropped (so that nothing is delivered).
         """
         connection = self.backend.connection
         # Internationalised addresses need the server's SMTPUTF8; smtplib refuses (an
         # SMTPNotSupportedError, permanent) when the server lacks it.
         needs_utf8 = not all(address.isascii() for address in [envelope_from, *recipients])
-        connection.before_end_of_data = before_end_of_data
+        connection.before_data = before_data
         try:
             refused = connection.sendmail(
                 envelope_from, recipients, raw, mail_options=["SMTPUTF8"] if needs_utf8 else []
             )
-        except EndOfDataWithheld:
+        except MessageWithheld:
             self.discard()
             raise
         except smtplib.SMTPNotSupportedError as error:
@@ -238,7 +219,7 @@ class SmtpConnection:
             self._forget_connection_if_dead(None)
             return SendResult(Outcome.TEMPORARY, None, str(error) or type(error).__name__)
         finally:
-            connection.before_end_of_data = None
+            connection.before_data = None
         results = []
         for address in recipients:
             if address in refused:

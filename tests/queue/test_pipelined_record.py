@@ -1,6 +1,6 @@
-"""A result is recorded while the next message is on the wire, and the next message's end waits
-for that record: a worker that dies, or a record that fails, leaves at most one accepted message
-unrecorded.
+"""A result is recorded while the next message's envelope is on the wire, and that message's
+data waits for the record: a worker that dies, or a record that fails, leaves at most one
+accepted message unrecorded.
 
 The drain's recording thread uses its own database connection, so these tests commit for real
 (``transaction=True``); a failing record is a real database refusal (a trigger).
@@ -20,7 +20,7 @@ from smtpconfig.delivery import outbox_drain, outbox_release_expired
 from smtpconfig.esp import EspConnection
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 from smtpconfig.replies import Outcome
-from smtpconfig.transport import EndOfDataWithheld, SmtpConnection
+from smtpconfig.transport import MessageWithheld, SmtpConnection
 from tests.queue.factory import queued_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,42 +39,42 @@ def send(connection, **kwargs):
     )
 
 
-def test_the_end_of_a_message_waits_for_before_end_of_data(sink, make_server):
-    connection = SmtpConnection(make_server(sink=sink))
-    connection.open()
-    seen_by_the_hook = []
-    result = send(connection, raw=RAW, before_end_of_data=lambda: seen_by_the_hook.append(1))
-    connection.close()
-    assert result.outcome == Outcome.ACCEPTED
-    assert seen_by_the_hook == [1]
-    # The server got the lines as they were (a leading dot doubled on the wire, then undone).
-    assert [item.content for item in sink.received] == [RAW]
-
-
-def test_nothing_is_delivered_before_the_end(sink, make_server):
+def test_the_message_waits_for_before_data(sink, make_server):
     connection = SmtpConnection(make_server(sink=sink))
     connection.open()
     received_during_the_wait = []
 
     def wait():
-        time.sleep(0.2)  # the server has the whole message, but not its end
+        time.sleep(0.2)  # the server has the envelope, not the message
         received_during_the_wait.append(len(sink.received))
 
-    send(connection, raw=RAW, before_end_of_data=wait)
+    result = send(connection, raw=RAW, before_data=wait)
     connection.close()
+    assert result.outcome == Outcome.ACCEPTED
     assert received_during_the_wait == [0]
-    assert len(sink.received) == 1
+    # The server got the lines as they were (a leading dot doubled on the wire, then undone).
+    assert [item.content for item in sink.received] == [RAW]
 
 
-def test_a_failing_before_end_of_data_leaves_nothing_delivered(sink, make_server):
+def test_a_refused_envelope_never_waits(sink, make_server):
+    sink.handler.rcpt_replies["member@members.example"] = "550 5.1.1 No such user"
+    connection = SmtpConnection(make_server(sink=sink))
+    connection.open()
+    calls = []
+    result = send(connection, raw=RAW, before_data=lambda: calls.append(1))
+    connection.close()
+    assert result.outcome == Outcome.PERMANENT and calls == []
+
+
+def test_a_failing_before_data_leaves_nothing_delivered(sink, make_server):
     connection = SmtpConnection(make_server(sink=sink))
     connection.open()
 
     def refuse():
         raise RuntimeError("the database went away")
 
-    with pytest.raises(EndOfDataWithheld) as raised:
-        send(connection, raw=RAW, before_end_of_data=refuse)
+    with pytest.raises(MessageWithheld) as raised:
+        send(connection, raw=RAW, before_data=refuse)
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert not connection.is_open
     time.sleep(0.2)
@@ -86,7 +86,7 @@ def test_a_failing_before_end_of_data_leaves_nothing_delivered(sink, make_server
     assert len(sink.received) == 1
 
 
-def test_a_service_is_not_called_when_before_end_of_data_fails(make_server):
+def test_a_service_is_not_called_when_before_data_fails(make_server):
     mail.outbox = []
     server = make_server(transport="postmark", host="")
     connection = EspConnection(server, backend=AnymailTestBackend())
@@ -95,11 +95,11 @@ def test_a_service_is_not_called_when_before_end_of_data_fails(make_server):
     def refuse():
         raise RuntimeError("the database went away")
 
-    with pytest.raises(EndOfDataWithheld):
-        send(connection, raw=RAW, before_end_of_data=refuse)
+    with pytest.raises(MessageWithheld):
+        send(connection, raw=RAW, before_data=refuse)
     assert mail.outbox == []
     calls = []
-    assert send(connection, raw=RAW, before_end_of_data=lambda: calls.append(1)).outcome == (
+    assert send(connection, raw=RAW, before_data=lambda: calls.append(1)).outcome == (
         Outcome.ACCEPTED
     )
     assert calls == [1] and len(mail.outbox) == 1
@@ -142,7 +142,7 @@ def test_a_failed_record_stops_the_batch_before_the_next_message_ends(sink, make
     messages = queued_messages(server=server, count=5)
     with record_refused_for(messages[1]), pytest.raises(DatabaseError, match="record refused"):
         outbox_drain()
-    # Messages 0 and 1 were accepted; 2 was on the wire but never got its end.
+    # Messages 0 and 1 were accepted; 2's envelope was on the wire, its data never went.
     assert [item.message["Message-ID"] for item in sink.received] == [
         message.message_id for message in messages[:2]
     ]
