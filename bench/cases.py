@@ -6,6 +6,7 @@ starts, and reads back one JSON object of figures. Run it alone to try one case:
 """
 
 import argparse
+import contextlib
 import email.policy
 import json
 import os
@@ -59,6 +60,75 @@ POSTGRES = connection.vendor == "postgresql"
 
 def median_of(runs: int, measure) -> float:
     return statistics.median(measure() for _run in range(runs))
+
+
+def paired(runs: int, base, measure) -> tuple[float, float, float]:
+    """The medians of ``measure``, of its ratio to ``base`` measured just before it (pair by
+    pair) and of ``base``: on a shared machine the load moves within minutes, so a ratio
+    taken within one pair moves less than two medians taken minutes apart."""
+    values, ratios, references = [], [], []
+    for _run in range(runs):
+        reference = base()
+        value = measure()
+        values.append(value)
+        ratios.append(value / reference)
+        references.append(reference)
+    return (
+        statistics.median(values),
+        statistics.median(ratios),
+        statistics.median(references),
+    )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def database_server_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process (0 for SQLite, which runs inside the
+    benchmark's own process)."""
+    if not POSTGRES:
+        return 0.0
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text.split(" (", 1)[1].startswith("postgres)"):
+            total += process_cpu(int(stat.parent.name))
+    return total
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU per message of this process, the sink and the database server over some runs."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.spent = {"worker": 0.0, "sink": 0.0, "database": 0.0}
+        self.messages = 0
+
+    @contextlib.contextmanager
+    def measure(self, messages: int):
+        before = (own_cpu(), process_cpu(self.sink.process.pid), database_server_cpu())
+        yield
+        after = (own_cpu(), process_cpu(self.sink.process.pid), database_server_cpu())
+        for name, start, end in zip(self.spent, before, after, strict=True):
+            self.spent[name] += end - start
+        self.messages += messages
+
+    def per_message_ms(self) -> dict:
+        return {name: 1000 * spent / self.messages for name, spent in self.spent.items()}
 
 
 def small_message(number: int) -> EmailMessage:
@@ -255,20 +325,31 @@ def analyse() -> None:
 # --- 1. The limit ---------------------------------------------------------------------------
 
 
-def case_raw(n: int, runs: int) -> dict:
-    raws = [raw_of(number) for number in range(n)]
-    sink = SinkProcess()
-
-    def raw_once() -> float:
-        before = sink.count
+def raw_rate(sink: SinkProcess, raws: list[bytes], cpu: CpuMeter | None = None) -> float:
+    """``raws`` sent with ``smtplib.SMTP.sendmail`` over one connection: the base."""
+    before = sink.count
+    with cpu.measure(len(raws)) if cpu else contextlib.nullcontext():
         started = time.perf_counter()
         client = smtplib.SMTP("127.0.0.1", sink.port)
         for number, raw in enumerate(raws):
             client.sendmail(SENDER, [f"member{number}@members.example"], raw)
         client.quit()
         elapsed = time.perf_counter() - started
-        assert sink.count - before == n
-        return n / elapsed
+    assert sink.count - before == len(raws)
+    return len(raws) / elapsed
+
+
+def raws_of(n: int) -> list[bytes]:
+    return [raw_of(number) for number in range(n)]
+
+
+def case_raw(n: int, runs: int) -> dict:
+    raws = raws_of(n)
+    sink = SinkProcess()
+    cpu = CpuMeter(sink)
+
+    def raw_once() -> float:
+        return raw_rate(sink, raws, cpu)
 
     messages = [small_message(number) for number in range(n)]
 
@@ -282,7 +363,9 @@ def case_raw(n: int, runs: int) -> dict:
         return n / elapsed
 
     with sink:
-        return {"raw": median_of(runs, raw_once), "django_smtp": median_of(runs, django_once)}
+        figures = {"raw": median_of(runs, raw_once), "django_smtp": median_of(runs, django_once)}
+    figures["raw_cpu_ms"] = cpu.per_message_ms()
+    return figures
 
 
 # --- Reference figures: what any enqueue must at least do ------------------------------
@@ -353,10 +436,14 @@ def case_enqueue(n: int, mass: int, runs: int) -> dict:
             assert sent == mass
             return mass / elapsed
 
-        figures = {
-            "send_mail": median_of(runs, per_message),
-            "send_mass_mail": median_of(runs, mass_once),
-        }
+        raws = raws_of(n)
+        figures = {}
+        figures["send_mail"], figures["send_mail_vs_raw"], _raw = paired(
+            runs, lambda: raw_rate(sink, raws), per_message
+        )
+        figures["send_mass_mail"], figures["send_mass_mail_vs_raw"], _raw = paired(
+            runs, lambda: raw_rate(sink, raws), mass_once
+        )
         outbox_clear()
         return figures
 
@@ -364,8 +451,19 @@ def case_enqueue(n: int, mass: int, runs: int) -> dict:
 # --- 3. Drain ---------------------------------------------------------------------------------
 
 
-def drain_once(sink: SinkProcess, server: SmtpServer, n: int) -> float:
-    outbox_clear()
+def drain_queued(sink: SinkProcess, n: int, cpu: CpuMeter | None = None) -> float:
+    """Drain the ``n`` queued messages into ``sink`` in this process; messages per second."""
+    analyse()
+    before = sink.count
+    with cpu.measure(n) if cpu else contextlib.nullcontext():
+        started = time.perf_counter()
+        report = outbox_drain()
+        elapsed = time.perf_counter() - started
+    assert report.sent == n and sink.count - before == n, (report, sink.count - before)
+    return n / elapsed
+
+
+def messages_queue(server: SmtpServer, n: int) -> None:
     messages_insert(
         server=server,
         count=n,
@@ -374,61 +472,61 @@ def drain_once(sink: SinkProcess, server: SmtpServer, n: int) -> float:
         members=n,
         age=timedelta(seconds=1),
     )
-    analyse()
-    before = sink.count
-    started = time.perf_counter()
-    report = outbox_drain()
-    elapsed = time.perf_counter() - started
-    assert report.sent == n and sink.count - before == n, (report, sink.count - before)
-    return n / elapsed
+
+
+def drain_once(sink: SinkProcess, server: SmtpServer, n: int, cpu: CpuMeter | None = None) -> float:
+    outbox_clear()
+    messages_queue(server, n)
+    return drain_queued(sink, n, cpu)
 
 
 def case_drain(n: int, runs: int) -> dict:
     figures = {}
+    raws = raws_of(n)
     with SinkProcess() as sink:
+        cpu = CpuMeter(sink)
+        raw_cpu = CpuMeter(sink)
         server = server_for(sink)
-        figures["drain"] = median_of(runs, lambda: drain_once(sink, server, n))
-        server = server_for(sink, limit_period=SmtpServer.LimitPeriod.DAY, limit_count=10**9)
-        figures["drain_limit"] = median_of(runs, lambda: drain_once(sink, server, n))
-        server = server_for(sink)
+        figures["drain"], figures["drain_vs_raw"], figures["drain_raw"] = paired(
+            runs,
+            lambda: raw_rate(sink, raws, raw_cpu),
+            lambda: drain_once(sink, server, n, cpu),
+        )
+        figures["drain_cpu_ms"] = cpu.per_message_ms()
+        figures["drain_raw_cpu_ms"] = raw_cpu.per_message_ms()
+        # With and without a limit in turns, each pair's ratio taken within the pair.
+        figures["drain_limit"], figures["drain_limit_vs_drain"], _plain = paired(
+            runs,
+            lambda: drain_once(sink, server_for(sink), n),
+            lambda: drain_once(
+                sink,
+                server_for(sink, limit_period=SmtpServer.LimitPeriod.DAY, limit_count=10**9),
+                n,
+            ),
+        )
+        plain = server_for(sink)
         blacklist_clear()
         blacklist_insert(100)
 
         def with_history() -> float:
             outbox_clear()
             messages_insert(
-                server=server,
+                server=plain,
                 count=10_000,
                 status=OutgoingMessage.Status.SENT,
                 raw=raw_of(0),
                 members=2_000,
                 age=timedelta(days=90),
             )
-            # drain_once clears the outbox first: keep the history by draining after it.
-            return drain_kept(sink, server, n)
+            messages_queue(plain, n)
+            return drain_queued(sink, n)
 
-        figures["drain_history"] = median_of(runs, with_history)
+        figures["drain_history"], figures["drain_history_vs_raw"], _raw = paired(
+            runs, lambda: raw_rate(sink, raws), with_history
+        )
         blacklist_clear()
         outbox_clear()
     return figures
-
-
-def drain_kept(sink: SinkProcess, server: SmtpServer, n: int) -> float:
-    messages_insert(
-        server=server,
-        count=n,
-        status=OutgoingMessage.Status.QUEUED,
-        raw=raw_of(0),
-        members=n,
-        age=timedelta(seconds=1),
-    )
-    analyse()
-    before = sink.count
-    started = time.perf_counter()
-    report = outbox_drain()
-    elapsed = time.perf_counter() - started
-    assert report.sent == n and sink.count - before == n, (report, sink.count - before)
-    return n / elapsed
 
 
 # --- 4. Latency -------------------------------------------------------------------------------
@@ -436,20 +534,20 @@ def drain_kept(sink: SinkProcess, server: SmtpServer, n: int) -> float:
 
 def case_latency(n: int, runs: int) -> dict:
     figures = {}
+    allowed = SmtpServer._meta.get_field("max_connections").validators[1].limit_value
     with SinkProcess(delay=0.002) as sink:
-        server = server_for(sink, max_connections=1)
-        figures["latency_1"] = median_of(runs, lambda: drain_once(sink, server, n))
-        allowed = SmtpServer._meta.get_field("max_connections").validators[1].limit_value
-        server = server_for(sink, max_connections=allowed)
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        figures["latency_parallel"] = median_of(runs, lambda: drain_once(sink, server, n))
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-        # The drain's own CPU per message (this process, fill included): with 16 connections
-        # the wait is shared out and this is what is left of each message's cost.
-        cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (
-            cpu_before.ru_utime + cpu_before.ru_stime
+        cpu = CpuMeter(sink)
+        (
+            figures["latency_parallel"],
+            figures["latency_speedup"],
+            figures["latency_1"],
+        ) = paired(
+            runs,
+            lambda: drain_once(sink, server_for(sink, max_connections=1), n),
+            lambda: drain_once(sink, server_for(sink, max_connections=allowed), n, cpu),
         )
-        figures["latency_cpu_ms"] = 1000 * cpu / (n * runs)
+        # The drain's own CPU per message with the waits shared out between the connections.
+        figures["latency_cpu_ms"] = cpu.per_message_ms()["worker"]
         figures["latency_connections"] = allowed
     outbox_clear()
     return figures
