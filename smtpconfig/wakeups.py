@@ -28,9 +28,32 @@ from core.compiled import CompiledQuery
 _ORM_ENTRY = CompiledQuery(
     lambda: OrmQ.objects.using(Conf.ORM).filter(pk=0).filter(payload="").order_by()
 )
+# What django-q2's get_broker() decides on: a broker is made anew only when these change.
+_BROKER_SETTINGS = (
+    "BROKER_CLASS",
+    "IRON_MQ",
+    "SQS",
+    "ORM",
+    "MONGO",
+    "REDIS",
+    "DJANGO_REDIS",
+    "CLUSTER_NAME",
+)
+_brokers = threading.local()
 _lock = threading.Lock()
 # (broker class, queue, task) -> (broker's id, signed package) of the last task queued.
 _queued: dict[tuple[str, str, str], tuple[object, str]] = {}
+
+
+def _broker() -> Broker:
+    """The configured broker, one per thread: making one per request would open a Redis
+    connection pool each time, and the ORM broker's closes stale database connections,
+    which costs PostgreSQL a health-check query on the next statement."""
+    settings = tuple(repr(getattr(Conf, name, None)) for name in _BROKER_SETTINGS)
+    made = getattr(_brokers, "made", None)
+    if made is None or made[0] != settings:
+        made = _brokers.made = (settings, get_broker())
+    return made[1]
 
 
 class _RememberingBroker:
@@ -71,7 +94,7 @@ def task_request(func: str, *, task_name: str) -> bool:
 
     Call it after the work the task is to find was committed (``transaction.on_commit``).
     """
-    broker = get_broker()
+    broker = _broker()
     key = (type(broker).__name__, broker.list_key, func)
     with _lock:
         queued = _queued.get(key)

@@ -17,7 +17,7 @@ from django_q.signing import SignedPackage
 
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.tasks import DRAIN_TASK
-from smtpconfig.wakeups import task_request
+from smtpconfig.wakeups import _broker, task_request
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +112,12 @@ def test_sync_mode_runs_a_pass_on_every_request(
     assert list(OutgoingMessage.objects.values_list("status", flat=True)) == ["sent", "sent"]
     assert sink.recipients() == ["m0@golf.example", "m1@golf.example"]
     assert broker.queue_size() == 0
+
+
+def test_one_broker_per_thread_until_the_configuration_changes(monkeypatch):
+    first = _broker()
+    assert _broker() is first
+    monkeypatch.setattr(Conf, "BROKER_CLASS", f"{__name__}.ListBroker")
+    assert isinstance(_broker(), ListBroker)
+    monkeypatch.undo()
+    assert type(_broker()) is type(first)
