@@ -177,3 +177,23 @@ def test_every_result_is_recorded_when_the_drain_returns(sink, make_server):
     states = dict(OutgoingMessage.objects.values_list("pk", "status"))
     assert states[messages[7].pk] == Status.FAILED
     assert sum(status == Status.SENT for status in states.values()) == 29
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's sessions")
+def test_the_recording_thread_closes_its_database_connection(sink, make_server):
+    def sessions():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    server = make_server(sink=sink)
+    queued_messages(server=server, count=12)
+    before = sessions()
+    assert outbox_drain(batch_size=5).sent == 12
+    # Closed sessions leave pg_stat_activity as soon as their backend exits.
+    deadline = time.monotonic() + 5
+    while sessions() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sessions() == before
