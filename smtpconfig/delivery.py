@@ -53,7 +53,8 @@ from datetime import datetime, timedelta
 
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django_q.tasks import async_task
 
@@ -323,7 +324,15 @@ def _attempt_detail(
         for row in rows
         if row.reply and row.reply != lines[0]
     )
-    lines.append(str(_("%(count)d recipient(s) accepted.") % {"count": accepted}))
+    lines.append(_attempt_footer(accepted=accepted, worker=worker, language=get_language()))
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _attempt_footer(*, accepted: int, worker: str, language: str | None) -> str:
+    """The attempt's last lines, translated once per count, worker and language (the drain
+    writes them for every message it sends)."""
+    lines = [str(_("%(count)d recipient(s) accepted.") % {"count": accepted})]
     if worker:
         # Which queue worker (host, process) sent it: the trail of a duplicate, if any.
         lines.append(str(_("Queue worker: %(worker)s") % {"worker": worker}))
@@ -694,7 +703,9 @@ class _Recorder:
         self._settings = contextlib.ExitStack()
         if threaded:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailadmin-record")
-            self._executor.submit(self._settings.enter_context, _commits_without_flush())
+            # The thread writes in the drain's language, as the drain itself would.
+            for context in (translation.override(get_language()), _commits_without_flush()):
+                self._executor.submit(self._settings.enter_context, context)
 
     def record(self, call: Callable[[], None]) -> None:
         """Record with ``call`` once the previous result is recorded."""
@@ -964,18 +975,22 @@ def _server_round(
     due = _due(now=clock()).filter(server_id=server_id)[: batch_size * allowed].count()
     size = max(1, min(batch_size, -(-due // allowed)))
 
+    language = get_language()
+
     def connection_loop(index: int) -> DrainReport:
         report = DrainReport()
         more = True
-        while more and (deadline is None or time.monotonic() < deadline):
-            batch_report, more = _connection_batch(
-                server_id=server_id,
-                worker=f"{worker}/{index}",
-                clock=clock,
-                fixed_now=fixed_now,
-                batch_size=size,
-            )
-            report.add(batch_report)
+        # The pool's threads write in the drain's language, as the drain itself would.
+        with translation.override(language):
+            while more and (deadline is None or time.monotonic() < deadline):
+                batch_report, more = _connection_batch(
+                    server_id=server_id,
+                    worker=f"{worker}/{index}",
+                    clock=clock,
+                    fixed_now=fixed_now,
+                    batch_size=size,
+                )
+                report.add(batch_report)
         return report
 
     report = DrainReport()

@@ -14,7 +14,7 @@ import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from django.core import mail
 from django.db import DatabaseError, connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from smtpconfig.delivery import outbox_drain, outbox_release_expired
 from smtpconfig.esp import EspConnection
@@ -197,3 +197,28 @@ def test_the_recording_thread_closes_its_database_connection(sink, make_server):
     while sessions() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sessions() == before
+
+
+def test_the_attempt_lines_follow_the_language_of_the_drain(sink, make_server):
+    server = make_server(sink=sink)
+    (english,) = queued_messages(server=server, count=1)
+    with translation.override("en"):
+        assert outbox_drain().sent == 1
+    (french,) = queued_messages(server=server, count=1)
+    with translation.override("fr"):
+        assert outbox_drain().sent == 1
+
+    def attempt(message):
+        return message.events.get(kind=MessageEvent.Kind.ATTEMPT).detail
+
+    assert "1 recipient(s) accepted." in attempt(english)
+    assert "1 destinataire(s) accepté(s)." in attempt(french)
+
+
+def test_parallel_connections_write_in_the_language_of_the_drain(sink, make_server):
+    server = make_server(sink=sink, max_connections=3)
+    messages = queued_messages(server=server, count=6)
+    with translation.override("fr"):
+        assert outbox_drain().sent == 6
+    details = MessageEvent.objects.filter(message__in=messages, kind=MessageEvent.Kind.ATTEMPT)
+    assert all("destinataire(s) accepté(s)" in event.detail for event in details)
