@@ -756,12 +756,17 @@ def _record_failures(
 
 
 def server_send_batch(
-    *, server: SmtpServer, messages: list[OutgoingMessage], worker: str, now: datetime | None = None
+    *,
+    server: SmtpServer,
+    messages: list[OutgoingMessage],
+    worker: str,
+    now: datetime | None = None,
+    pipelined: bool = True,
 ) -> tuple[DrainReport, bool]:
     """Send claimed ``messages`` over one connection to ``server``, recording each result
-    while the next message goes (``_Recorder``). Returns the report and whether the batch
-    ran to its end (``False`` when the server paused, stalled or dropped us: the rest went
-    back to the queue).
+    while the next message goes (``_Recorder``; with ``pipelined=False`` before it goes).
+    Returns the report and whether the batch ran to its end (``False`` when the server
+    paused, stalled or dropped us: the rest went back to the queue).
     """
     clock = _clock(now)
     report = DrainReport()
@@ -770,7 +775,7 @@ def server_send_batch(
     # Renew well before the lease ends: one message may take a few timeouts to answer.
     margin = _reply_margin(server)
     connection = server_connection(server)
-    recorder = _Recorder(threaded=not transaction.get_connection().in_atomic_block)
+    recorder = _Recorder(threaded=pipelined and not transaction.get_connection().in_atomic_block)
     completed = True
     try:
         while remaining:
@@ -895,7 +900,7 @@ def _commits_without_flush():
 
 
 def _connection_batch(
-    *, server_id: int, worker: str, clock, fixed_now: bool, batch_size: int
+    *, server_id: int, worker: str, clock, fixed_now: bool, batch_size: int, pipelined: bool
 ) -> tuple[DrainReport, bool]:
     """Claim one batch of a server for ``worker`` and send it over one connection. Returns
     the report and whether more of this server may be sendable in this pass."""
@@ -908,7 +913,11 @@ def _connection_batch(
             # next batch of the queue gets the same treatment in this pass.
             return report, bool(report.limit_deferred or report.failed)
         batch_report, completed = server_send_batch(
-            server=server, messages=claimed, worker=worker, now=clock() if fixed_now else None
+            server=server,
+            messages=claimed,
+            worker=worker,
+            now=clock() if fixed_now else None,
+            pipelined=pipelined,
         )
     report.add(batch_report)
     return report, completed and len(claimed) >= batch_size
@@ -969,6 +978,7 @@ def _server_round(
             clock=clock,
             fixed_now=fixed_now,
             batch_size=batch_size,
+            pipelined=True,
         )
     # A short queue is shared out between all the connections; a long one goes in full
     # batches (each claim holds the server's lock: fewer claims, less waiting).
@@ -983,12 +993,16 @@ def _server_round(
         # The pool's threads write in the drain's language, as the drain itself would.
         with translation.override(language):
             while more and (deadline is None or time.monotonic() < deadline):
+                # Each connection records its results itself: while it does, the other
+                # connections keep the server busy (a recording thread each would only
+                # add threads contending for the interpreter).
                 batch_report, more = _connection_batch(
                     server_id=server_id,
                     worker=f"{worker}/{index}",
                     clock=clock,
                     fixed_now=fixed_now,
                     batch_size=size,
+                    pipelined=False,
                 )
                 report.add(batch_report)
         return report
