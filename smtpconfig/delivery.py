@@ -540,6 +540,25 @@ def _due(*, now: datetime):
     ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
 
+def _due_oldest_first(*, server: SmtpServer, now: datetime, count: int) -> list[OutgoingMessage]:
+    """Up to ``count`` of ``server``'s due messages, oldest first, locked for the claim.
+
+    One query per status, each walking the (server, status, created_at, id) index in order and
+    stopping at ``count``: one query for both would sort every due message, or walk the
+    whole history by date, at every claim.
+    """
+    candidates = []
+    for status in (OutgoingMessage.Status.QUEUED, OutgoingMessage.Status.DEFERRED):
+        candidates += (
+            _due(now=now)
+            .filter(server=server, status=status)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("created_at", "pk")
+            .prefetch_related("recipients")[:count]
+        )
+    return sorted(candidates, key=lambda message: (message.created_at, message.pk))[:count]
+
+
 def outbox_due_server_ids(*, now: datetime) -> list[int]:
     """Active, unpaused servers with messages due now."""
     return list(
@@ -608,13 +627,7 @@ def outbox_claim(
         if workers >= server.max_connections:
             return server, [], report
         usage = limit_usage(server=server, now=now, in_flight=in_flight)
-        due = list(
-            _due(now=now)
-            .filter(server=server)
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("created_at", "pk")
-            .prefetch_related("recipients")[:batch_size]
-        )
+        due = _due_oldest_first(server=server, now=now, count=batch_size)
         claimed: list[OutgoingMessage] = []
         waiting: list[tuple[OutgoingMessage, datetime]] = []
         used = usage.used

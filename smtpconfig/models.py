@@ -231,7 +231,8 @@ class OutgoingMessage(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="messages",
-        # Served by the (server, status) index: every index is rewritten at each attempt.
+        # Served by the claim index (server, status, created_at, id): every index is rewritten
+        # at each attempt.
         db_index=False,
     )
     status = models.CharField(
@@ -278,7 +279,11 @@ class OutgoingMessage(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="smtpconfig_msg_due"),
-            models.Index(fields=["server", "status"], name="smtpconfig_msg_server_status"),
+            # A server's due messages oldest first (the drain's claim), in index order:
+            # without walking the history or sorting the queue.
+            models.Index(
+                fields=["server", "status", "created_at", "id"], name="smtpconfig_msg_claim"
+            ),
             # The outbox list filtered by status, newest first, without sorting the history.
             models.Index(fields=["status", "-created_at"], name="smtpconfig_msg_status_new"),
             # Exact and IN lookups only: no second pattern index on PostgreSQL, as
