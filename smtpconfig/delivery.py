@@ -56,7 +56,6 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
-from django_q.tasks import async_task
 
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.connections import server_connection
@@ -81,6 +80,7 @@ from smtpconfig.transport import (
     RecipientResult,
     SendResult,
 )
+from smtpconfig.wakeups import task_request
 
 logger = logging.getLogger(__name__)
 
@@ -1172,9 +1172,11 @@ def outbox_wake_limit_deferred(*, server: SmtpServer, now: datetime | None = Non
 
 def drain_soon() -> None:
     """Ask the cluster for a drain pass once the current transaction commits (at once
-    outside one). Only the task's name travels: no message content, no secret.
+    outside one), unless the pass this process asked for last still waits untaken in the
+    broker (it will claim what was committed before it starts: ``smtpconfig.wakeups``).
+    Only the task's name travels: no message content, no secret.
 
     The routing backend calls this after recording queued mail; the every-minute schedule
     catches any request a broker lost.
     """
-    transaction.on_commit(lambda: async_task(DRAIN_TASK, task_name="drain outbox"))
+    transaction.on_commit(lambda: task_request(DRAIN_TASK, task_name="drain outbox"))

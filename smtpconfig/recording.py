@@ -42,8 +42,7 @@ from smtpconfig.models import (
 )
 from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
 from smtpconfig.selectors import server_option
-from smtpconfig.tasks import DRAIN_TASK
-from smtpconfig.wakeups import task_request
+from smtpconfig.tasks import drain_soon
 
 TEST_SUBJECT_MARK = "[TEST]"
 ORIGINAL_RECIPIENTS_HEADER = "X-Mailadmin-Original-Recipients"
@@ -437,7 +436,7 @@ def messages_record(
     if any(m.status == OutgoingMessage.Status.QUEUED for m in records):
         # Once committed, so the pass finds them; one pass waiting in the broker serves
         # every message committed before a worker takes it (see smtpconfig.wakeups).
-        transaction.on_commit(lambda: task_request(DRAIN_TASK, task_name="drain outbox"))
+        drain_soon()
     return records
 
 
