@@ -750,13 +750,29 @@ class _Recorder:
                 self._executor.shutdown()
 
 
+# SQLite lets one connection write at a time and has the others poll for the lock, sleeping
+# 1, 2, 5, 10 ms and more between tries; the drain's own threads (parallel connections,
+# recording threads) queue for it here instead, and get it as soon as it is free.
+_SQLITE_WRITER = threading.RLock()
+
+
+@contextlib.contextmanager
+def _database_write():
+    if transaction.get_connection().vendor == "sqlite":
+        with _SQLITE_WRITER:
+            yield
+    else:
+        yield
+
+
 def _record_result(
     *, server: SmtpServer, message: OutgoingMessage, result: SendResult, now: datetime, report
 ) -> None:
-    if _all_accepted(result):
-        message_record_accepted(server=server, message=message, result=result, now=now)
-    else:
-        message_record_attempt(message=message, result=result, retry=True, now=now)
+    with _database_write():
+        if _all_accepted(result):
+            message_record_accepted(server=server, message=message, result=result, now=now)
+        else:
+            message_record_attempt(message=message, result=result, retry=True, now=now)
     report.count(message)
 
 
@@ -764,7 +780,8 @@ def _record_failures(
     *, messages: list[OutgoingMessage], result: SendResult, retry: bool, now: datetime, report
 ) -> None:
     for message in messages:
-        message_record_attempt(message=message, result=result, retry=retry, now=now)
+        with _database_write():
+            message_record_attempt(message=message, result=result, retry=retry, now=now)
         report.count(message)
 
 
@@ -913,14 +930,25 @@ def _commits_without_flush():
 
 
 def _connection_batch(
-    *, server_id: int, worker: str, clock, fixed_now: bool, batch_size: int, pipelined: bool
+    *,
+    server_id: int,
+    worker: str,
+    clock,
+    fixed_now: bool,
+    batch_size: int,
+    pipelined: bool,
+    claim: tuple[SmtpServer | None, list[OutgoingMessage], DrainReport] | None = None,
 ) -> tuple[DrainReport, bool]:
-    """Claim one batch of a server for ``worker`` and send it over one connection. Returns
-    the report and whether more of this server may be sendable in this pass."""
+    """Claim one batch of a server for ``worker`` (or take the ``claim`` made for it) and
+    send it over one connection. Returns the report and whether more of this server may be
+    sendable in this pass."""
     with _commits_without_flush():
-        server, claimed, report = outbox_claim(
-            server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
-        )
+        if claim is None:
+            with _database_write():
+                claim = outbox_claim(
+                    server_id=server_id, worker=worker, now=clock(), batch_size=batch_size
+                )
+        server, claimed, report = claim
         if not claimed:
             # Nothing sendable now; if this batch was deferred (or failed) for the limit, the
             # next batch of the queue gets the same treatment in this pass.
@@ -945,6 +973,8 @@ class _ConnectionPool:
         self.executor: ThreadPoolExecutor | None = None
 
     def run(self, calls) -> list:
+        """Run each of ``calls`` (an iterable, taken one at a time: a call starts before the
+        next is made) in a thread of the pool; their results in order."""
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.size, thread_name_prefix="mailadmin-drain")
         futures = [self.executor.submit(call) for call in calls]
@@ -1000,12 +1030,12 @@ def _server_round(
 
     language = get_language()
 
-    def connection_loop(index: int) -> DrainReport:
+    def connection_loop(index: int, claim) -> DrainReport:
         report = DrainReport()
         more = True
         # The pool's threads write in the drain's language, as the drain itself would.
         with translation.override(language):
-            while more and (deadline is None or time.monotonic() < deadline):
+            while claim or (more and (deadline is None or time.monotonic() < deadline)):
                 # Each connection records its results itself: while it does, the other
                 # connections keep the server busy (a recording thread each would only
                 # add threads contending for the interpreter).
@@ -1016,14 +1046,30 @@ def _server_round(
                     fixed_now=fixed_now,
                     batch_size=size,
                     pipelined=False,
+                    claim=claim,
                 )
+                claim = None
                 report.add(batch_report)
         return report
 
+    def connections_claimed():
+        # The first batch of each connection is claimed here, one after the other, and the
+        # connection starts at once: claims all at the same time would only queue for the
+        # server's lock (on SQLite, for the database's, polling for it).
+        for index in range(allowed):
+            with _commits_without_flush(), _database_write():
+                claim = outbox_claim(
+                    server_id=server_id, worker=f"{worker}/{index}", now=clock(), batch_size=size
+                )
+            _server, claimed, claim_report = claim
+            if not claimed and not (claim_report.limit_deferred or claim_report.failed):
+                # Nothing left for another connection: the ones started share the rest.
+                report.add(claim_report)
+                return
+            yield lambda index=index, claim=claim: connection_loop(index, claim)
+
     report = DrainReport()
-    for connection_report in pool.run(
-        [lambda index=index: connection_loop(index) for index in range(allowed)]
-    ):
+    for connection_report in pool.run(connections_claimed()):
         report.add(connection_report)
     # Each connection stopped because nothing was left, the server stopped cooperating, or
     # the time was up (the pass then stops too).
