@@ -710,7 +710,6 @@ class _Recorder:
     """
 
     def __init__(self, *, threaded: bool):
-        self.failed = False
         self._pending: Future | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._settings = contextlib.ExitStack()
@@ -731,23 +730,23 @@ class _Recorder:
     def wait(self) -> None:
         """Return once every result given is committed; raise what recording one raised."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
+        if pending is not None:
             pending.result()
-        except BaseException:
-            self.failed = True
-            raise
 
     def close(self) -> None:
-        """Wait for the last result, then close the thread's database connection."""
+        """Wait for the last result, then close the thread's database connection (each
+        step even when the one before failed: the thread never outlives the batch)."""
         try:
             self.wait()
         finally:
             if self._executor is not None:
-                self._executor.submit(self._settings.close).result()
-                self._executor.submit(connections.close_all).result()
-                self._executor.shutdown()
+                try:
+                    self._executor.submit(self._settings.close).result()
+                finally:
+                    try:
+                        self._executor.submit(connections.close_all).result()
+                    finally:
+                        self._executor.shutdown()
 
 
 # SQLite lets one connection write at a time and has the others poll for the lock, sleeping
