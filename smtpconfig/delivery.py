@@ -1028,6 +1028,7 @@ def _server_round(
     size = max(1, min(batch_size, -(-due // allowed)))
 
     language = get_language()
+    round_report = DrainReport()
 
     def connection_loop(index: int, claim) -> DrainReport:
         report = DrainReport()
@@ -1063,16 +1064,15 @@ def _server_round(
             _server, claimed, claim_report = claim
             if not claimed and not (claim_report.limit_deferred or claim_report.failed):
                 # Nothing left for another connection: the ones started share the rest.
-                report.add(claim_report)
+                round_report.add(claim_report)
                 return
             yield lambda index=index, claim=claim: connection_loop(index, claim)
 
-    report = DrainReport()
     for connection_report in pool.run(connections_claimed()):
-        report.add(connection_report)
+        round_report.add(connection_report)
     # Each connection stopped because nothing was left, the server stopped cooperating, or
     # the time was up (the pass then stops too).
-    return report, False
+    return round_report, False
 
 
 def outbox_drain(
