@@ -36,7 +36,9 @@ def test_five_wrong_passwords_lock_the_account_with_the_time_to_retry(staff_memb
     assert response.status_code == 429
     page = response.content.decode()
     assert "Too many failed sign-in attempts for this account from your address" in page
-    assert re.search(r"You can try again\s+at \d{1,2}:\d{2}", page)
+    # English TIME_FORMAT ("P"): "9:45 a.m.", and on the hour "10 a.m.", "noon", "midnight".
+    retry_at = r"(\d{1,2}(:\d{2})? [ap]\.m\.|noon|midnight)"
+    assert re.search(rf"You can try again\s+at {retry_at} \(in 15 minutes\)", page)
     assert "(in 15 minutes)" in page
     assert "_auth_user_id" not in client.session
 
