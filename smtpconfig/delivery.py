@@ -429,7 +429,7 @@ def message_record_accepted(
             cursor.execute(statements[0], [value for part in params for value in part])
     else:
         with transaction.atomic(), db.cursor() as cursor:
-            for sql, values in zip(statements, params, strict=False):
+            for sql, values in zip(statements, params[: len(statements)], strict=True):
                 cursor.execute(sql, values)
     message.attempts += 1
     message.status = OutgoingMessage.Status.SENT
@@ -719,13 +719,13 @@ class _Recorder:
             for context in (translation.override(get_language()), _commits_without_flush()):
                 self._executor.submit(self._settings.enter_context, context)
 
-    def record(self, call: Callable[[], None]) -> None:
-        """Record with ``call`` once the previous result is recorded."""
+    def record(self, call: Callable[..., None], /, **arguments) -> None:
+        """Record with ``call(**arguments)`` once the previous result is recorded."""
         self.wait()
         if self._executor is None:
-            call()
+            call(**arguments)
         else:
-            self._pending = self._executor.submit(call)
+            self._pending = self._executor.submit(call, **arguments)
 
     def wait(self) -> None:
         """Return once every result given is committed; raise what recording one raised."""
@@ -826,14 +826,12 @@ def server_send_batch(
                     unsent = [message, *remaining]
                     remaining = []
                     recorder.record(
-                        functools.partial(
-                            _record_failures,
-                            messages=unsent,
-                            result=failure,
-                            retry=True,
-                            now=clock(),
-                            report=report,
-                        )
+                        _record_failures,
+                        messages=unsent,
+                        result=failure,
+                        retry=True,
+                        now=clock(),
+                        report=report,
                     )
                     completed = False
                     break
@@ -855,25 +853,21 @@ def server_send_batch(
                 result = SendResult(Outcome.PERMANENT, None, f"{type(error).__name__}: {error}")
                 report.errors.append(f"{message.pk}: {result.reply}")
                 recorder.record(
-                    functools.partial(
-                        _record_failures,
-                        messages=[message],
-                        result=result,
-                        retry=False,
-                        now=clock(),
-                        report=report,
-                    )
-                )
-                continue
-            recorder.record(
-                functools.partial(
-                    _record_result,
-                    server=server,
-                    message=message,
+                    _record_failures,
+                    messages=[message],
                     result=result,
+                    retry=False,
                     now=clock(),
                     report=report,
                 )
+                continue
+            recorder.record(
+                _record_result,
+                server=server,
+                message=message,
+                result=result,
+                now=clock(),
+                report=report,
             )
             if not _all_accepted(result) and (
                 _server_outcome(result) is not None
