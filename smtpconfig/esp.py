@@ -41,9 +41,9 @@ from smtpconfig.models import SmtpServer
 from smtpconfig.replies import Outcome, classify_reply
 from smtpconfig.transport import (
     ConnectionFailed,
-    MessageWithheld,
     RecipientResult,
     SendResult,
+    before_data_wait,
 )
 
 
@@ -380,11 +380,7 @@ class EspConnection:
         comes out as ``MessageWithheld`` with nothing sent.
         """
         message = email_message_from_raw(raw=raw, recipients=recipients)
-        if before_data is not None:
-            try:
-                before_data()
-            except BaseException as error:
-                raise MessageWithheld from error
+        before_data_wait(before_data)
         try:
             self.backend.send_messages([message])
         except AnymailRecipientsRefused:

@@ -68,12 +68,7 @@ class _WaitBeforeDataMixin:
     before_data: Callable[[], None] | None = None
 
     def data(self, msg):
-        wait = self.before_data
-        if wait is not None:
-            try:
-                wait()
-            except BaseException as error:
-                raise MessageWithheld from error
+        before_data_wait(self.before_data)
         return super().data(msg)
 
 
@@ -102,6 +97,17 @@ class _XOAuth2Backend(_WaitBeforeDataBackendMixin, XOAuth2EmailBackend):
 class MessageWithheld(Exception):  # noqa: N818  (not an error of its own: see __cause__)
     """``before_data`` raised: the message's data was never sent, the session was dropped,
     and nothing was delivered. Its ``__cause__`` is what was raised."""
+
+
+def before_data_wait(before_data: Callable[[], None] | None) -> None:
+    """Call a connection's ``before_data`` (if any) before the message goes; what it raises
+    comes out as ``MessageWithheld``."""
+    if before_data is None:
+        return
+    try:
+        before_data()
+    except BaseException as error:
+        raise MessageWithheld from error
 
 
 def smtp_backend_for(server) -> DjangoSmtpBackend:
