@@ -30,7 +30,7 @@ from blacklist.models import BlacklistEntry
 from blacklist.selectors import blacklist_blocked
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.direct import direct_worker
-from smtpconfig.dkim import dkim_active_keys, dkim_sign
+from smtpconfig.dkim import dkim_sign
 from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import (
     DkimKey,
@@ -41,7 +41,7 @@ from smtpconfig.models import (
     SmtpServer,
 )
 from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
-from smtpconfig.selectors import server_option
+from smtpconfig.selectors import RoutingConfig
 from smtpconfig.tasks import drain_soon
 
 TEST_SUBJECT_MARK = "[TEST]"
@@ -441,30 +441,19 @@ def messages_record(
 
 
 def messages_plan(
-    *,
-    email_messages: list[EmailMessage],
-    mail_settings: MailSettings,
-    servers: list[SmtpServer],
-    options: list[ServerOption] | None = None,
-    dkim_keys: dict[str, DkimKey] | None = None,
+    *, email_messages: list[EmailMessage], config: RoutingConfig
 ) -> list[MessagePlan]:
-    """Plan every message of a call (skipping those without recipients), or raise for the first
-    bad one before anything is written.
-
-    ``options`` (the servers' routing options) and ``dkim_keys`` (the active keys) are read
-    here unless the caller read them already (``routing_config()``)."""
-    if options is None:
-        options = [server_option(server=server) for server in servers]
-    if dkim_keys is None:
-        dkim_keys = dkim_active_keys()
+    """Plan every message of a call (skipping those without recipients) with the portal's
+    ``config`` as read for this call (``routing_config()``), or raise for the first bad one
+    before anything is written."""
     plans = []
     for email_message in email_messages:
         plan = message_plan(
             email_message=email_message,
-            mail_settings=mail_settings,
-            servers=servers,
-            options=options,
-            dkim_keys=dkim_keys,
+            mail_settings=config.mail_settings,
+            servers=config.servers,
+            options=config.options,
+            dkim_keys=config.dkim_keys,
         )
         if plan is not None:
             plans.append(plan)

@@ -74,13 +74,7 @@ class EmailBackend(BaseEmailBackend):
     def _send(self, email_messages: list) -> int:
         config = routing_config()
         mail_settings = config.mail_settings
-        plans = messages_plan(
-            email_messages=email_messages,
-            mail_settings=mail_settings,
-            servers=config.servers,
-            options=config.options,
-            dkim_keys=config.dkim_keys,
-        )
+        plans = messages_plan(email_messages=email_messages, config=config)
         records = messages_record(plans=plans, delivery=mail_settings.delivery)
         handed_on = [m for m in records if m.status != OutgoingMessage.Status.SUPPRESSED]
         if mail_settings.delivery != MailSettings.Delivery.DIRECT:
