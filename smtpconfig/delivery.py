@@ -386,6 +386,50 @@ def _accepted_statements(*, vendor: str, count: bool) -> tuple[str, ...]:
     return (f"WITH {parts} SELECT 1",)
 
 
+def _statements_commit(*, db, statements: tuple[str, ...], params: list[list]) -> None:
+    """Run ``statements`` with their ``params`` in one transaction, as ``atomic()`` and
+    Django's cursor would, but on the driver's own connection: for one message's few
+    statements, the wrappers (query conversion, savepoint bookkeeping, autocommit toggles)
+    cost more than the database's work. Errors are Django's, as from its cursor.
+
+    Inside a caller's transaction the statements join it, through Django's cursor.
+    """
+    if db.in_atomic_block:
+        with db.cursor() as cursor:
+            for sql, values in zip(statements, params, strict=True):
+                cursor.execute(sql, values)
+        return
+    db.ensure_connection()
+    driver = db.connection
+    with db.wrap_database_errors:
+        if db.vendor == "sqlite":
+            # Django keeps SQLite's driver in autocommit and opens transactions itself.
+            driver.execute(f"BEGIN {db.transaction_mode or ''}")
+            try:
+                for sql, values in zip(statements, params, strict=True):
+                    driver.execute(_sqlite_placeholders(sql), values)
+                driver.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    driver.execute("ROLLBACK")
+                raise
+        elif len(statements) == 1:
+            # One statement in autocommit mode is its own transaction.
+            with driver.cursor() as cursor:
+                cursor.execute(statements[0], params[0])
+        else:
+            with transaction.atomic(), db.cursor() as cursor:
+                for sql, values in zip(statements, params, strict=True):
+                    cursor.execute(sql, values)
+
+
+@functools.cache
+def _sqlite_placeholders(sql: str) -> str:
+    """``sql`` with the DB-API ``%s`` placeholders as SQLite's ``?`` (what Django's SQLite
+    cursor does to every query it runs); the statements given hold no literal ``%``."""
+    return sql.replace("%s", "?")
+
+
 def message_record_accepted(
     *, server: SmtpServer, message: OutgoingMessage, result: SendResult, now: datetime
 ) -> None:
@@ -424,13 +468,9 @@ def message_record_accepted(
         [server.pk, bucket, accepted, accepted],
     ]
     statements = _accepted_statements(vendor=db.vendor, count=bool(accepted))
-    if len(statements) == 1:
-        with db.cursor() as cursor:
-            cursor.execute(statements[0], [value for part in params for value in part])
-    else:
-        with transaction.atomic(), db.cursor() as cursor:
-            for sql, values in zip(statements, params[: len(statements)], strict=True):
-                cursor.execute(sql, values)
+    if db.vendor == "postgresql":
+        params = [[value for part in params for value in part]]
+    _statements_commit(db=db, statements=statements, params=params[: len(statements)])
     message.attempts += 1
     message.status = OutgoingMessage.Status.SENT
     message.next_attempt_at = message.lease_expires_at = None
