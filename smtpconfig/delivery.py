@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connections, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone, translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -97,9 +97,17 @@ PERIOD_NAMES = {
 }
 
 
+def _recipient_rows(message: OutgoingMessage) -> list[Recipient]:
+    """The message's recipient rows: the list its claim read with it (``claimed_recipients``,
+    a plain list: a prefetched manager per message costs the claim more than its query), or
+    read now."""
+    rows = getattr(message, "claimed_recipients", None)
+    return rows if rows is not None else list(message.recipients.all())
+
+
 def message_envelope(*, message: OutgoingMessage) -> list[str]:
     """The addresses to give the server on the next attempt, each once, in order."""
-    return envelope_addresses(list(message.recipients.all()))
+    return envelope_addresses(_recipient_rows(message))
 
 
 def _reply_text(code: int | None, reply: str) -> str:
@@ -198,7 +206,7 @@ def message_record_attempt(
     server_outcome = _server_outcome(result)
     by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
 
-    rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
+    rows = [row for row in _recipient_rows(message) if row.status in ENVELOPE_STATUSES]
     fates = {row.pk: _fate_of(envelope_address(row), result, by_address) for row in rows}
     next_attempt = None
     if retry and any(fate.outcome == Outcome.TEMPORARY for fate in fates.values()):
@@ -438,7 +446,7 @@ def message_record_accepted(
     message ``sent``, its attempt and sent events, the limit's counter), in one transaction
     of four statements (one statement on PostgreSQL).
     """
-    rows = [row for row in message.recipients.all() if row.status in ENVELOPE_STATUSES]
+    rows = [row for row in _recipient_rows(message) if row.status in ENVELOPE_STATUSES]
     by_address = {recipient.email.lower(): recipient for recipient in result.recipients}
     fates = {_fate_of(envelope_address(row), result, by_address) for row in rows}
     if (
@@ -594,7 +602,7 @@ def _due_oldest_first(*, server: SmtpServer, now: datetime, count: int) -> list[
             .filter(server=server, status=status)
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("created_at", "pk")
-            .prefetch_related("recipients")[:count]
+            .prefetch_related(Prefetch("recipients", to_attr="claimed_recipients"))[:count]
         )
     return sorted(candidates, key=lambda message: (message.created_at, message.pk))[:count]
 

@@ -1,5 +1,5 @@
 """The drain's lean paths: a result's statements run on the driver's connection in one
-transaction.
+transaction, and a claimed batch carries its recipient rows.
 
 The statements commit for real here (``transaction=True``): what is checked is what another
 connection would see afterwards, on SQLite and PostgreSQL alike.
@@ -7,10 +7,11 @@ connection would see afterwards, on SQLite and PostgreSQL alike.
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from smtpconfig.delivery import _statements_commit
-from smtpconfig.models import MessageEvent
+from smtpconfig.delivery import _statements_commit, message_envelope, outbox_claim
+from smtpconfig.models import MessageEvent, OutgoingMessage
 from tests.queue.factory import queued_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,3 +89,20 @@ def test_inside_a_callers_transaction_the_statements_join_it(make_server):
         assert "in the caller's" in details(message)
         raise CallerGaveUp
     assert details(message) == before
+
+
+def test_a_claimed_batch_carries_its_recipient_rows(make_server):
+    server = make_server()
+    first = queued_message(server=server, to=("a@m.example", "B@m.example"), cc=("b@m.example",))
+    second = queued_message(server=server, to=("c@m.example",))
+    _server, claimed, _report = outbox_claim(
+        server_id=server.pk, worker="w", now=timezone.now(), batch_size=10
+    )
+    assert [message.pk for message in claimed] == [first.pk, second.pk]
+    with CaptureQueriesContext(connection) as queries:
+        envelopes = [message_envelope(message=message) for message in claimed]
+    assert envelopes == [["a@m.example", "B@m.example"], ["c@m.example"]]
+    assert len(queries) == 0
+    # A message read another way still finds its rows in the database.
+    unclaimed = OutgoingMessage.objects.get(pk=second.pk)
+    assert message_envelope(message=unclaimed) == ["c@m.example"]
