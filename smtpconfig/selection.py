@@ -14,6 +14,7 @@ The rules, from the product brief:
    The server's own sender address always belongs to it.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
@@ -171,12 +172,20 @@ def _server_from_header(server: ServerOption) -> str:
     return str(Address(display_name=server.sender_name, addr_spec=server.sender_email))
 
 
+@functools.lru_cache(maxsize=64)
+def _server_sender(address: str) -> Mailbox:
+    """A server's sender address, parsed once per process for every message it routes
+    (``mailbox_parse`` is a pure function of the text: a changed address is parsed anew,
+    and an invalid one raises every time, nothing being cached)."""
+    return mailbox_parse(address, field="sender")
+
+
 def route_decide(
     *, sender: Mailbox | None, reply_to: Sequence[str], servers: Sequence[ServerOption]
 ) -> Route:
     """Choose the server, the From, the Reply-To and the envelope sender of one message."""
     server, matched = server_choose(sender=sender, servers=servers)
-    server_sender = mailbox_parse(server.sender_email, field="sender")
+    server_sender = _server_sender(server.sender_email)
     is_server_address = sender is not None and sender.normalized == server_sender.normalized
     rewrite = matched == "default" and not is_server_address
 

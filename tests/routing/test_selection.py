@@ -221,3 +221,21 @@ def test_choice_obeys_the_rules(servers, address, upper):
     assert route.envelope_from == (
         chosen.sender_email if route.from_rewritten else expected_envelope
     )
+
+
+def test_a_servers_changed_sender_applies_to_the_next_message():
+    route = route_decide(sender=None, reply_to=[], servers=[DEFAULT])
+    assert route.envelope_from == "noreply@relay.example"
+    moved = replace(DEFAULT, sender_email="Desk@Relay.example")
+    route = route_decide(sender=None, reply_to=[], servers=[moved])
+    assert route.envelope_from == "Desk@relay.example"
+    # The server's own address, parsed from the new text, still belongs to it.
+    route = route_decide(sender=sender("desk@relay.example"), reply_to=[], servers=[moved])
+    assert not route.from_rewritten
+
+
+def test_an_invalid_server_sender_is_refused_every_time():
+    broken = replace(DEFAULT, sender_email="not an address")
+    for _attempt in range(2):
+        with pytest.raises(InvalidMessage, match="not an address"):
+            route_decide(sender=None, reply_to=[], servers=[broken])
