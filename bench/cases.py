@@ -83,15 +83,26 @@ def paired(runs: int, base, measure) -> tuple[float, float, float]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_cpu(text: str, *, children: bool = False) -> float:
+    """CPU seconds (user + system) in one ``/proc/PID/stat`` text; with ``children``, also
+    those of the children it has reaped."""
+    fields = text.rsplit(")", 1)[1].split()
+    used = int(fields[11]) + int(fields[12])
+    if children:
+        used += int(fields[13]) + int(fields[14])
+    return used / CLOCK_TICKS
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
 
 
 def database_server_cpu() -> float:
-    """CPU seconds of every PostgreSQL server process (0 for SQLite, which runs inside the
-    benchmark's own process)."""
+    """CPU seconds of the PostgreSQL server so far (0 for SQLite, which runs inside the
+    benchmark's own process): every server process, with the reaped children's, so that a
+    session that ended during the measure (the drain's recording connection ends with each
+    batch) still counts, in its parent's total."""
     if not POSTGRES:
         return 0.0
     total = 0.0
@@ -99,9 +110,9 @@ def database_server_cpu() -> float:
         try:
             text = stat.read_text()
         except OSError:
-            continue
+            continue  # ended since the listing: its parent has its CPU now
         if text.split(" (", 1)[1].startswith("postgres)"):
-            total += process_cpu(int(stat.parent.name))
+            total += _stat_cpu(text, children=True)
     return total
 
 
