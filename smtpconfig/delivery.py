@@ -475,10 +475,12 @@ def message_record_accepted(
         [message.pk, detail, wall, message.pk, wall],
         [server.pk, bucket, accepted, accepted],
     ]
+    if not accepted:
+        params = params[:-1]  # no count for the limit
     statements = _accepted_statements(vendor=db.vendor, count=bool(accepted))
-    if db.vendor == "postgresql":
+    if len(statements) == 1:
         params = [[value for part in params for value in part]]
-    _statements_commit(db=db, statements=statements, params=params[: len(statements)])
+    _statements_commit(db=db, statements=statements, params=params)
     message.attempts += 1
     message.status = OutgoingMessage.Status.SENT
     message.next_attempt_at = message.lease_expires_at = None
