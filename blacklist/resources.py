@@ -4,6 +4,9 @@ The import is all or nothing: every bad line is reported with its line number an
 and one bad line refuses the whole file. Rows are matched to entries by the normal form of
 their address, and unchanged rows are skipped, so importing the same file twice changes
 nothing. Writes go through ``blacklist.services.blacklist_import`` in batches.
+
+The export writes a cell that a spreadsheet would run as a formula after an apostrophe
+(``FORMULA_STARTS``), and the import reads it back as it was.
 """
 
 import csv
@@ -28,6 +31,19 @@ EMAIL_COLUMN = "email"
 LOOKUP_CHUNK = 500
 # The preview shows the first rows that add or change an entry, and counts the rest.
 PREVIEW_ROWS = 200
+# What makes a spreadsheet run a cell as a formula (a note, or a bounce reason a remote server
+# wrote, could start so): the export writes such a cell after an apostrophe, which shows it as
+# text, and the import takes the apostrophe off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_as_text(value) -> str:
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def _cell_read(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
 
 
 class ImportRefused(Exception):
@@ -51,8 +67,11 @@ class SpreadsheetCSV(CSV):
         return "rb"
 
     def export_data(self, dataset, **kwargs):
+        as_text = tablib.Dataset(headers=dataset.headers)
+        for row in dataset:
+            as_text.append([_cell_as_text(cell) for cell in row])
         # The byte order mark makes Excel open the UTF-8 file with its accents intact.
-        return "\ufeff" + super().export_data(dataset, **kwargs)
+        return "\ufeff" + super().export_data(as_text, **kwargs)
 
     def create_dataset(self, in_stream, **kwargs):
         if isinstance(in_stream, bytes):
@@ -76,7 +95,7 @@ class SpreadsheetCSV(CSV):
                 width = len(dataset.headers)
                 if len(cells) > width:
                     dataset.overlong_rows[len(dataset)] = len(cells)
-                dataset.append((cells + [""] * width)[:width])
+                dataset.append([_cell_read(cell) for cell in (cells + [""] * width)[:width]])
                 dataset.line_numbers.append(start)
             start = reader.line_num + 1
         return dataset

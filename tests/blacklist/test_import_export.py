@@ -244,7 +244,8 @@ def test_export_gives_a_file_that_imports_back_without_changes(manager_client, m
     content = response.content.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(content)))
     assert {row["email"]: (row["reason"], row["source"], row["created_by"]) for row in rows} == {
-        "@spam.example": ("complaint", "staff", ""),
+        # A spreadsheet would take a cell starting with @ for a formula.
+        "'@spam.example": ("complaint", "staff", ""),
         "jörg@xn--mller-kva.example": ("privacy", "crm", "manon"),
     }
     assert all(row["created_at"] for row in rows)
@@ -253,6 +254,42 @@ def test_export_gives_a_file_that_imports_back_without_changes(manager_client, m
     done = import_file(manager_client, response.content.decode("utf-8"), "blacklist.csv")
     assert "Import finished: 0 added, 0 changed, 2 unchanged." in messages_of(done)
     assert BlacklistEntry.history.count() == history
+
+
+def export_rows(client):
+    form = client.get(EXPORT).context["form"]
+    every_column = {name: "on" for name in form.fields if name.startswith("blacklistexport")}
+    response = client.post(EXPORT, {"format": "0", "resource": "0", **every_column})
+    return response, list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def test_cells_a_spreadsheet_would_run_are_exported_as_text_and_read_back_as_they_were(
+    manager_client, manager
+):
+    formulas = {
+        "a@x.example": '=HYPERLINK("http://evil.example","Click")',
+        "b@x.example": "+1+1",
+        "c@x.example": "-2",
+        "d@x.example": "@SUM(1)",
+        "e@x.example": "\tTab first",
+    }
+    for email, note in formulas.items():
+        blacklist_add(email=email, reason="manual", source="staff", note=note, acting_user=manager)
+    blacklist_add(email="f@x.example", reason="manual", source="staff", note="'kept as typed")
+    response, rows = export_rows(manager_client)
+    notes = {row["email"]: row["note"] for row in rows}
+    assert notes == {
+        **{email: f"'{note}" for email, note in formulas.items()},
+        "f@x.example": "'kept as typed",
+    }
+    history = BlacklistEntry.history.count()
+    done = import_file(manager_client, response.content.decode("utf-8"), "blacklist.csv")
+    assert "Import finished: 0 added, 0 changed, 6 unchanged." in messages_of(done)
+    assert BlacklistEntry.history.count() == history
+    # A file that a spreadsheet saved with the apostrophes is read the same way.
+    done = import_file(manager_client, "email,note\ng@x.example,'=1+1\n")
+    assert "Import finished: 1 added, 0 changed, 0 unchanged." in messages_of(done)
+    assert BlacklistEntry.objects.get(email="g@x.example").note == "=1+1"
 
 
 def test_a_preview_file_gone_before_confirmation_asks_for_the_file_again(manager_client, settings):
