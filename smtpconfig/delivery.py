@@ -400,35 +400,32 @@ def _statements_commit(*, db, statements: tuple[str, ...], params: list[list]) -
     statements, the wrappers (query conversion, savepoint bookkeeping, autocommit toggles)
     cost more than the database's work. Errors are Django's, as from its cursor.
 
-    Inside a caller's transaction the statements join it, through Django's cursor.
+    Inside a caller's transaction (and for several statements elsewhere than on SQLite) they
+    go through ``atomic()`` and Django's cursor, joining the caller's transaction.
     """
-    if db.in_atomic_block:
-        with db.cursor() as cursor:
+    if db.in_atomic_block or (db.vendor != "sqlite" and len(statements) > 1):
+        with transaction.atomic(), db.cursor() as cursor:
             for sql, values in zip(statements, params, strict=True):
                 cursor.execute(sql, values)
         return
     db.ensure_connection()
     driver = db.connection
     with db.wrap_database_errors:
-        if db.vendor == "sqlite":
-            # Django keeps SQLite's driver in autocommit and opens transactions itself.
-            driver.execute(f"BEGIN {db.transaction_mode or ''}")
-            try:
-                for sql, values in zip(statements, params, strict=True):
-                    driver.execute(_sqlite_placeholders(sql), values)
-                driver.execute("COMMIT")
-            except BaseException:
-                if driver.in_transaction:
-                    driver.execute("ROLLBACK")
-                raise
-        elif len(statements) == 1:
+        if db.vendor != "sqlite":
             # One statement in autocommit mode is its own transaction.
             with driver.cursor() as cursor:
                 cursor.execute(statements[0], params[0])
-        else:
-            with transaction.atomic(), db.cursor() as cursor:
-                for sql, values in zip(statements, params, strict=True):
-                    cursor.execute(sql, values)
+            return
+        # Django keeps SQLite's driver in autocommit and opens transactions itself.
+        driver.execute(f"BEGIN {db.transaction_mode or ''}")
+        try:
+            for sql, values in zip(statements, params, strict=True):
+                driver.execute(_sqlite_placeholders(sql), values)
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.execute("ROLLBACK")
+            raise
 
 
 @functools.cache
