@@ -13,7 +13,6 @@ messages of one call in one transaction.
 
 import copy
 import email.policy
-import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +39,14 @@ from smtpconfig.models import (
     Recipient,
     SmtpServer,
 )
-from smtpconfig.selection import Mailbox, Route, ServerOption, mailbox_parse, route_decide
+from smtpconfig.selection import (
+    Mailbox,
+    Route,
+    ServerOption,
+    mailbox_parse,
+    mailbox_parse_cached,
+    route_decide,
+)
 from smtpconfig.selectors import RoutingConfig
 from smtpconfig.tasks import drain_soon
 
@@ -112,19 +118,12 @@ def _parse_list(values, *, field_name: str) -> list[Mailbox]:
     return [mailbox_parse(value, field=field_name) for value in values if value]
 
 
-@functools.lru_cache(maxsize=256)
-def _from_parse(text: str) -> Mailbox:
-    """A From, parsed once per process: a club sends under the same few (``mailbox_parse``
-    is a pure function of the text; an invalid one raises every time, nothing is cached)."""
-    return mailbox_parse(text, field="From")
-
-
 def _sender_of(email_message: EmailMessage) -> Mailbox | None:
     value = _header(email_message, "from")
     value = email_message.from_email if value is None else value
     if not str(value or "").strip():
         return None
-    return _from_parse(str(value))
+    return mailbox_parse_cached(str(value), field="From")
 
 
 def _reply_to_of(email_message: EmailMessage) -> list[str]:
@@ -257,7 +256,7 @@ def _serialise(
     # Signed once with the From domain's key (if it has one), like everything else about
     # the bytes: every attempt sends the same signed message.
     # DMARC aligns the signature with the From header's domain, not the envelope's.
-    from_domain = _from_parse(route.from_header).domain
+    from_domain = mailbox_parse_cached(route.from_header, field="From").domain
     raw = dkim_sign(raw=raw, from_domain=from_domain, keys=dkim_keys)
     return raw, str(message_id).strip(), subject
 

@@ -99,6 +99,15 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def mailbox_parse_cached(value: str, *, field: str) -> Mailbox:
+    """``mailbox_parse`` for the few addresses that come back on every message (a club's
+    From, a server's sender), parsed once per process. It is a pure function of the text:
+    a changed address is parsed anew, and an invalid one raises every time (nothing is
+    cached when it raises)."""
+    return mailbox_parse(value, field=field)
+
+
 @dataclass(frozen=True)
 class ServerOption:
     """What routing needs to know about one server, as plain values."""
@@ -172,20 +181,12 @@ def _server_from_header(server: ServerOption) -> str:
     return str(Address(display_name=server.sender_name, addr_spec=server.sender_email))
 
 
-@functools.lru_cache(maxsize=64)
-def _server_sender(address: str) -> Mailbox:
-    """A server's sender address, parsed once per process for every message it routes
-    (``mailbox_parse`` is a pure function of the text: a changed address is parsed anew,
-    and an invalid one raises every time, nothing being cached)."""
-    return mailbox_parse(address, field="sender")
-
-
 def route_decide(
     *, sender: Mailbox | None, reply_to: Sequence[str], servers: Sequence[ServerOption]
 ) -> Route:
     """Choose the server, the From, the Reply-To and the envelope sender of one message."""
     server, matched = server_choose(sender=sender, servers=servers)
-    server_sender = _server_sender(server.sender_email)
+    server_sender = mailbox_parse_cached(server.sender_email, field="sender")
     is_server_address = sender is not None and sender.normalized == server_sender.normalized
     rewrite = matched == "default" and not is_server_address
 
