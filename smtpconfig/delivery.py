@@ -71,7 +71,14 @@ from smtpconfig.limits import (
     limit_period_length,
     limit_usage,
 )
-from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SendCounter, SmtpServer
+from smtpconfig.models import (
+    MessageEvent,
+    OutgoingMessage,
+    ProviderMessageId,
+    Recipient,
+    SendCounter,
+    SmtpServer,
+)
 from smtpconfig.replies import Outcome
 from smtpconfig.retry import retry_delay, retry_next_attempt, retry_policy
 from smtpconfig.transport import (
@@ -290,10 +297,7 @@ def message_record_attempt(
         events.append(
             MessageEvent(message=message, kind=MessageEvent.Kind.FAILED, detail=message.last_error)
         )
-    provider_message_id = getattr(result, "provider_message_id", "")
-    if provider_message_id:
-        # The service's id for this message: its tracking events name it by that.
-        message.provider_message_id = provider_message_id
+    _provider_ids_record(message=message, values=getattr(result, "provider_message_ids", ()))
     message.save(
         update_fields=[
             "provider_message_id",
@@ -321,6 +325,20 @@ def message_record_attempt(
                 now=now,
             )
     return message
+
+
+def _provider_ids_record(*, message: OutgoingMessage, values: tuple[str, ...]) -> None:
+    """Keep the ids a service gave this attempt: its tracking events name the message by
+    them. An earlier attempt's ids stay, as events for them may still come."""
+    values = [value[:255] for value in values if value]
+    if not values:
+        return
+    known = [value for value in message.provider_message_id.split(",") if value]
+    message.provider_message_id = ",".join(dict.fromkeys([*known, *values]))
+    ProviderMessageId.objects.bulk_create(
+        [ProviderMessageId(message=message, value=value) for value in values],
+        ignore_conflicts=True,
+    )
 
 
 def _attempt_detail(
@@ -449,7 +467,7 @@ def message_record_accepted(
     if (
         len(fates) != 1
         or any(fate.outcome != Outcome.ACCEPTED for fate in fates)
-        or getattr(result, "provider_message_id", "")
+        or getattr(result, "provider_message_ids", ())
     ):
         message_record_attempt(message=message, result=result, retry=True, now=now)
         return

@@ -142,9 +142,10 @@ _MESSAGE_ERRORS = (AnymailInvalidAddress, AnymailUnsupportedFeature, AnymailSeri
 
 @dataclass(frozen=True)
 class EspSendResult(SendResult):
-    """A ``SendResult`` with the id the service gave the message (to match its webhooks)."""
+    """A ``SendResult`` with the ids the service gave the message (to match its webhooks):
+    one, or one per recipient for the services that work that way."""
 
-    provider_message_id: str = ""
+    provider_message_ids: tuple[str, ...] = ()
 
 
 def classify_esp_error(*, status_code: int | None, error_code: str = "", text: str = "") -> Outcome:
@@ -282,12 +283,13 @@ def email_message_from_raw(*, raw: bytes, recipients: list[str]) -> EmailMultiAl
     return message
 
 
-def _provider_id(message_id) -> str:
+def _provider_ids(message_id) -> tuple[str, ...]:
+    """anymail's ``message_id``: ``None``, one id, or the set of the recipients' ids."""
     if message_id is None:
-        return ""
+        return ()
     if isinstance(message_id, set):
-        return ",".join(sorted(str(one) for one in message_id))
-    return str(message_id)
+        return tuple(sorted(str(one) for one in message_id if one))
+    return (str(message_id),)
 
 
 def _http_status(response) -> int | None:
@@ -319,7 +321,7 @@ def send_result_from_status(*, status, recipients: list[str]) -> EspSendResult:
         _http_status(status.esp_response),
         reply,
         results,
-        provider_message_id=_provider_id(status.message_id),
+        provider_message_ids=_provider_ids(status.message_id),
     )
 
 

@@ -239,10 +239,10 @@ class OutgoingMessage(models.Model):
         _("status"), max_length=12, choices=Status.choices, default=Status.QUEUED
     )
     message_id = models.CharField(_("Message-ID"), max_length=255)
-    # The id an e-mail service gave the message, to match its tracking events.
-    provider_message_id = models.CharField(
-        _("service message id"), max_length=255, blank=True, db_index=True
-    )
+    # The ids e-mail services gave the message, comma-separated, as shown to staff. Some
+    # services give one id per recipient, so there is no length limit. Tracking events find
+    # the message through ProviderMessageId, which has one indexed row per id.
+    provider_message_id = models.TextField(_("service message ids"), blank=True)
     from_email = models.CharField(_("From"), max_length=320)
     original_from = models.CharField(_("original From"), max_length=320, blank=True)
     envelope_from = models.CharField(_("envelope sender"), max_length=320)
@@ -379,6 +379,33 @@ class MessageEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.detail}"
+
+
+class ProviderMessageId(models.Model):
+    """One id an e-mail service gave a message: its tracking events name the message by it.
+
+    One row per id, because a service may give one id per recipient and a message may be
+    sent on several attempts. The index makes a tracking event's lookup a few page reads,
+    however long the history.
+    """
+
+    message = models.ForeignKey(
+        OutgoingMessage, on_delete=models.CASCADE, related_name="provider_ids"
+    )
+    value = models.CharField(_("service message id"), max_length=255)
+
+    class Meta:
+        verbose_name = _("service message id")
+        verbose_name_plural = _("service message ids")
+        constraints = [
+            # Also the tracking event's lookup index, which starts with the id.
+            models.UniqueConstraint(
+                fields=["value", "message"], name="smtpconfig_provider_id_once"
+            ),
+        ]
+
+    def __str__(self):
+        return self.value
 
 
 class DkimKey(models.Model):

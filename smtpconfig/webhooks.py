@@ -114,14 +114,9 @@ def _event_id(*, provider: str, event) -> str:
 def _message_for(provider_message_id: str) -> OutgoingMessage | None:
     if not provider_message_id:
         return None
+    # Through the ids' index: a few page reads, however long the history.
     return (
-        OutgoingMessage.objects.filter(
-            # One message sent with several service ids stores them comma-separated.
-            Q(provider_message_id=provider_message_id)
-            | Q(provider_message_id__startswith=f"{provider_message_id},")
-            | Q(provider_message_id__endswith=f",{provider_message_id}")
-            | Q(provider_message_id__contains=f",{provider_message_id},")
-        )
+        OutgoingMessage.objects.filter(provider_ids__value=provider_message_id)
         .order_by("-id")
         .first()
     )

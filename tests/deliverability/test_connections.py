@@ -37,9 +37,12 @@ def test_an_accepted_service_result_stores_the_services_message_id(make_server):
         200,
         "OK",
         [RecipientResult("member@member.example", Outcome.ACCEPTED, 200, "queued")],
-        provider_message_id="b7bc2f4a-e38e-4336-af7d-e6c392c2f817",
+        provider_message_ids=("b7bc2f4a-e38e-4336-af7d-e6c392c2f817",),
     )
     message_record_attempt(message=message, result=result, retry=True)
     message.refresh_from_db()
     assert message.status == OutgoingMessage.Status.SENT
     assert message.provider_message_id == "b7bc2f4a-e38e-4336-af7d-e6c392c2f817"
+    assert [row.value for row in message.provider_ids.all()] == [
+        "b7bc2f4a-e38e-4336-af7d-e6c392c2f817"
+    ]

@@ -202,7 +202,7 @@ def test_each_service_sends_through_its_own_backend(
     assert [(r.email, r.outcome) for r in result.recipients] == [
         ("member@example.test", Outcome.ACCEPTED)
     ]
-    assert result.provider_message_id == provider_id
+    assert result.provider_message_ids == (provider_id,)
     (request,) = http.requests
     assert request.url.startswith(f"https://{host}/")
     if secret_in_header:
@@ -237,7 +237,7 @@ def test_amazon_ses_sends_through_boto3(monkeypatch, make_server):
     )
     result = send(server)
     assert result.outcome == Outcome.ACCEPTED
-    assert result.provider_message_id == "0100018c-ses-id"
+    assert result.provider_message_ids == ("0100018c-ses-id",)
     (request,) = sent
     assert request.url.startswith("https://email.eu-west-1.amazonaws.com/")
     assert "AKIAEXAMPLE" in request.headers["Authorization"].decode()
@@ -464,7 +464,7 @@ def test_recipient_statuses_map_to_outcomes():
         + ["e@example.test"],
     )
     assert result.outcome == Outcome.ACCEPTED
-    assert result.provider_message_id == "id-1"
+    assert result.provider_message_ids == ("id-1",)
     assert [r.outcome for r in result.recipients] == [
         Outcome.ACCEPTED,
         Outcome.PERMANENT,
@@ -485,7 +485,7 @@ def test_all_refused_gives_the_message_a_refusal():
     )
     result = send_result_from_status(status=status, recipients=["a@example.test", "b@example.test"])
     assert result.outcome == Outcome.TEMPORARY
-    assert result.provider_message_id == "x,y"
+    assert result.provider_message_ids == ("x", "y")
 
 
 @pytest.mark.parametrize(

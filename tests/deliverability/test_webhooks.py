@@ -195,6 +195,7 @@ def sent_message(make_server):
             envelope_from="office@club.test",
             raw=b"Subject: x\r\n\r\nx\r\n",
         )
+        message.provider_ids.create(value=provider_message_id)
         for address in addresses:
             message.recipients.create(email=address, status=Recipient.Status.SENT)
         return message
@@ -317,6 +318,7 @@ def test_mailgun_signed_permanent_failure_blacklists(client, make_server):
         envelope_from="office@club.test",
         raw=b"Subject: x\r\n\r\nx\r\n",
     )
+    message.provider_ids.create(value=message.provider_message_id)
     message.recipients.create(email="Alice@Example.com", status=Recipient.Status.SENT)
     response = post_mailgun(client, mailgun_signed(MAILGUN_PERMANENT_FAIL))
     assert response.status_code == 200
