@@ -268,6 +268,8 @@ class OutgoingMessage(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        # Only a message written in the portal has an author: see the partial index below.
+        db_index=False,
     )
 
     class Meta:
@@ -289,6 +291,14 @@ class OutgoingMessage(models.Model):
             # Exact and IN lookups only: no second pattern index on PostgreSQL, as
             # db_index=True would add.
             models.Index(fields=["message_id"], name="smtpconfig_msg_message_id"),
+            # Columns that are nearly always empty are indexed only where they are not, so
+            # that recording a message writes no index entry for them (lookups by a value,
+            # such as setting it to NULL when its user goes, imply the condition).
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="smtpconfig_msg_created_by",
+            ),
         ]
 
     def __str__(self):
@@ -329,6 +339,7 @@ class Recipient(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="suppressed_recipients",
+        db_index=False,
     )
     delivered_to = models.CharField(_("delivered to"), max_length=320, blank=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
@@ -339,6 +350,12 @@ class Recipient(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["email", "-message"], name="smtpconfig_rcpt_history"),
+            # Only a suppressed recipient has one (see OutgoingMessage's created_by index).
+            models.Index(
+                fields=["blacklist_entry"],
+                condition=Q(blacklist_entry__isnull=False),
+                name="smtpconfig_rcpt_blacklisted",
+            ),
         ]
 
     def __str__(self):
@@ -370,12 +387,19 @@ class MessageEvent(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
 
     class Meta:
         verbose_name = _("message event")
         verbose_name_plural = _("message events")
         ordering = ["created_at", "id"]
+        indexes = [
+            # Only staff's actions have a user (see OutgoingMessage's created_by index).
+            models.Index(
+                fields=["user"], condition=Q(user__isnull=False), name="smtpconfig_event_user"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.detail}"
