@@ -22,8 +22,12 @@ from smtpconfig.exceptions import (
     MailadminError,
     NoServerAvailable,
 )
-from smtpconfig.models import MessageEvent, OutgoingMessage
-from smtpconfig.recording import BYPASS_TEST_MODE_ATTRIBUTE
+from smtpconfig.models import OutgoingMessage
+from smtpconfig.recording import (
+    AUTHOR_ATTRIBUTE,
+    AUTHOR_NOTE_ATTRIBUTE,
+    BYPASS_TEST_MODE_ATTRIBUTE,
+)
 from smtpconfig.selection import mailbox_parse, route_decide
 from smtpconfig.selectors import routing_servers, server_option
 
@@ -132,47 +136,31 @@ def compose_send(
 ) -> list[OutgoingMessage]:
     """Send ``template`` to each recipient in a message of its own, on behalf of ``user``.
 
-    One message per member, so members never see each other's address. Each recorded
-    message names ``user`` as its author, with an event saying who composed it and, with
-    ``bypass_test_mode``, that it went to the real recipients although test mode is on.
-    Errors of the routing backend (no server, a failed direct delivery) are raised after
-    the authorship is recorded for what was recorded.
+    One message per member, so members never see each other's address. Each message is
+    recorded with ``user`` as its author and a line of its story saying who composed it
+    and, with ``bypass_test_mode``, that it went to the real recipients although test mode
+    is on, in the same transaction as the message itself, before anything is sent. Errors
+    of the routing backend (no server, a failed direct delivery) are raised.
     """
+    if bypass_test_mode:
+        note = _(
+            "Composed from the template “%(template)s” by %(user)s and sent to the real "
+            "recipients although test mode is on."
+        )
+    else:
+        note = _("Composed from the template “%(template)s” by %(user)s.")
+    note = note % {"template": str(template), "user": user.get_username()}
     email_messages = []
     for address in recipients:
         email_message = template_email(template=template, context=context, to=[address])
         email_message.extra_headers["Message-ID"] = make_msgid(domain=_message_domain(template))
         if bypass_test_mode:
             setattr(email_message, BYPASS_TEST_MODE_ATTRIBUTE, True)
+        setattr(email_message, AUTHOR_ATTRIBUTE, user)
+        setattr(email_message, AUTHOR_NOTE_ATTRIBUTE, note)
         email_messages.append(email_message)
+    mailers.default.send_messages(email_messages)
     message_ids = [message.extra_headers["Message-ID"] for message in email_messages]
-    try:
-        mailers.default.send_messages(email_messages)
-    finally:
-        records = _compose_record_author(
-            message_ids=message_ids, template=template, user=user, bypass=bypass_test_mode
-        )
-    return records
-
-
-@transaction.atomic
-def _compose_record_author(
-    *, message_ids: list[str], template: MailTemplate, user, bypass: bool
-) -> list[OutgoingMessage]:
-    records = list(OutgoingMessage.objects.filter(message_id__in=message_ids))
-    OutgoingMessage.objects.filter(pk__in=[record.pk for record in records]).update(created_by=user)
-    if bypass:
-        detail = _(
-            "Composed from the template “%(template)s” by %(user)s and sent to the real "
-            "recipients although test mode is on."
-        )
-    else:
-        detail = _("Composed from the template “%(template)s” by %(user)s.")
-    detail = detail % {"template": str(template), "user": user.get_username()}
-    MessageEvent.objects.bulk_create(
-        MessageEvent(message=record, kind=MessageEvent.Kind.RECORDED, detail=detail, user=user)
-        for record in records
+    return list(
+        OutgoingMessage.objects.filter(message_id__in=message_ids).select_related("created_by")
     )
-    for record in records:
-        record.created_by = user
-    return records

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import HeaderRegistry
 from email.utils import formataddr, getaddresses, make_msgid
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import EmailAlternative, EmailMessage
 from django.db import transaction
 from django.utils import timezone
@@ -59,6 +60,10 @@ _RECIPIENT_HEADERS = {"to", "cc"}
 # A message carrying this attribute set to True goes to its real recipients although test
 # mode is on: the portal sets it only after a user with the permission confirmed it.
 BYPASS_TEST_MODE_ATTRIBUTE = "mailadmin_bypass_test_mode"
+# The portal's user who composed a message, and the line of its story that says so: recorded
+# with the message, in the same transaction, before anything is sent.
+AUTHOR_ATTRIBUTE = "mailadmin_author"
+AUTHOR_NOTE_ATTRIBUTE = "mailadmin_author_note"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class MessagePlan:
     test_mode: bool
     recipients: list[RecipientPlan] = field(default_factory=list)
     story: list[str] = field(default_factory=list)
+    author: AbstractBaseUser | None = None
 
     @property
     def is_suppressed(self) -> bool:
@@ -286,6 +292,9 @@ def message_plan(
     route = route_decide(sender=sender, reply_to=_reply_to_of(email_message), servers=options)
     server = next(server for server in servers if server.pk == route.server_id)
     story = [_("Route: %(reason)s.") % {"reason": route.reason}]
+    author_note = getattr(email_message, AUTHOR_NOTE_ATTRIBUTE, "")
+    if author_note:
+        story.insert(0, str(author_note))
 
     blocked = blacklist_blocked(
         addresses=sorted({box.normalized for kind in boxes.values() for box in kind})
@@ -358,6 +367,7 @@ def message_plan(
         test_mode=test_box is not None,
         recipients=recipients,
         story=story,
+        author=getattr(email_message, AUTHOR_ATTRIBUTE, None),
     )
 
 
@@ -390,6 +400,7 @@ def messages_record(
             raw=plan.raw,
             route_reason=plan.route.reason,
             test_mode=plan.test_mode,
+            created_by=plan.author,
         )
         if plan.is_suppressed:
             message.status = OutgoingMessage.Status.SUPPRESSED
@@ -429,6 +440,7 @@ def messages_record(
             message=message,
             kind=MessageEvent.Kind.RECORDED,
             detail="\n".join([*plan.story, *status_notes.get(message.status, [])]),
+            user=plan.author,
         )
         for message, plan in zip(records, plans, strict=True)
     )

@@ -82,9 +82,13 @@ def test_without_test_mode_each_member_gets_a_message_recorded_with_the_author(
     assert len(records) == 2
     assert {record.created_by for record in records} == {staff}
     assert {record.status for record in records} == {OutgoingMessage.Status.SENT}
+    # One story per message, written with it before sending: who composed it comes first.
     events = MessageEvent.objects.filter(user=staff)
     assert events.count() == 2
-    assert "convocation (fr)" in events.first().detail
+    assert list(MessageEvent.objects.filter(kind=MessageEvent.Kind.RECORDED)) == list(events)
+    assert events.first().detail.startswith(
+        f"Composed from the template “{french_template}” by {staff.get_username()}.\nRoute: "
+    )
 
 
 def test_in_test_mode_send_asks_first_and_staff_see_only_the_test_choice(
