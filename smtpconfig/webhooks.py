@@ -23,7 +23,7 @@ from django.core.checks import Warning as CheckWarning
 from django.core.checks import register
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.text import Truncator
 
 from blacklist.models import BlacklistEntry
@@ -46,6 +46,10 @@ _REJECT_REASON_BLACKLIST = {
     RejectReason.SPAM: BlacklistEntry.Reason.COMPLAINT,
     RejectReason.UNSUBSCRIBED: BlacklistEntry.Reason.UNSUBSCRIBE,
 }
+# Services whose one notification becomes one anymail event per recipient, all with the
+# notification's id: an Amazon SES bounce or delivery naming several recipients comes as one
+# SNS message, and only its MessageId is given as the event id.
+_NOTIFICATION_EVENT_IDS = {"Amazon SES"}
 # Statuses an event may change; suppressed and redirected rows tell how Mailadmin routed
 # the recipient and stay as they are.
 _UPDATABLE = [
@@ -94,8 +98,11 @@ def provider_event_blacklist_reason(event) -> str | None:
 
 
 def _event_id(*, provider: str, event) -> str:
-    """The service's event id; a digest of the event's facts when it gives none."""
+    """The service's event id, with the recipient where one notification covers several;
+    a digest of the event's facts when the service gives no id."""
     if event.event_id:
+        if provider in _NOTIFICATION_EVENT_IDS:
+            return f"{event.event_id}:{(event.recipient or '').lower()}"[:255]
         return str(event.event_id)[:255]
     facts = "|".join(
         str(value or "")
@@ -111,15 +118,20 @@ def _event_id(*, provider: str, event) -> str:
     return "sha256:" + hashlib.sha256(facts.encode()).hexdigest()
 
 
+def messages_named(provider_message_id: str) -> QuerySet[OutgoingMessage]:
+    """The messages a service's id names, newest first, read through the ids' index: a few
+    page reads, however long the history."""
+    # An id in angle brackets also matches bare, and the other way round: Brevo's API answers
+    # "<…@smtp-relay.mailin.fr>" and its webhook documentation shows the same id without them.
+    bare = provider_message_id.removeprefix("<").removesuffix(">")
+    forms = {provider_message_id, bare, f"<{bare}>"}
+    return OutgoingMessage.objects.filter(provider_ids__value__in=forms).order_by("-id")
+
+
 def _message_for(provider_message_id: str) -> OutgoingMessage | None:
     if not provider_message_id:
         return None
-    # Through the ids' index: a few page reads, however long the history.
-    return (
-        OutgoingMessage.objects.filter(provider_ids__value=provider_message_id)
-        .order_by("-id")
-        .first()
-    )
+    return messages_named(provider_message_id).first()
 
 
 def _recipient_update(*, message: OutgoingMessage, address: str, event, reply: str) -> int:
