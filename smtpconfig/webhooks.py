@@ -28,6 +28,7 @@ from django.utils.text import Truncator
 
 from blacklist.models import BlacklistEntry
 from blacklist.services import blacklist_add
+from smtpconfig.limits import envelope_address
 from smtpconfig.models import OutgoingMessage, ProviderEvent, Recipient
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ _REJECT_REASON_BLACKLIST = {
 # notification's id: an Amazon SES bounce or delivery naming several recipients comes as one
 # SNS message, and only its MessageId is given as the event id.
 _NOTIFICATION_EVENT_IDS = {"Amazon SES"}
+# Services whose events do not say which recipient they are about: anymail names the
+# message's first "To" address (Resend sends one event per recipient, Cc and Bcc included).
+_RECIPIENT_UNNAMED = {"Resend"}
 # Statuses an event may change; suppressed and redirected rows tell how Mailadmin routed
 # the recipient and stay as they are.
 _UPDATABLE = [
@@ -155,6 +159,23 @@ def _recipient_update(*, message: OutgoingMessage, address: str, event, reply: s
     return 0
 
 
+def _event_address(*, provider: str, event, message: OutgoingMessage | None) -> str:
+    """The address ``event`` is about; empty when the service leaves it open.
+
+    An event of a service that names no recipient is about the address anymail reports only
+    when the message went to that address alone. Otherwise refusing or blacklisting it
+    could hit another member than the one who bounced: the event changes no recipient.
+    """
+    address = (event.recipient or "").strip()
+    if provider not in _RECIPIENT_UNNAMED or not address:
+        return address
+    if message is None:
+        # A message Mailadmin did not record: its Cc and Bcc are unknown.
+        return ""
+    given = message.recipients.exclude(status=Recipient.Status.SUPPRESSED)
+    return address if {envelope_address(row).lower() for row in given} == {address.lower()} else ""
+
+
 def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
     """Record one anymail tracking ``event`` from ``provider`` and act on it, once.
 
@@ -162,12 +183,21 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
     """
     event_id = _event_id(provider=provider, event=event)
     provider_message_id = str(event.message_id or "")[:255]
-    address = (event.recipient or "").strip()
     description = " — ".join(text for text in (event.description, event.mta_response) if text)
     message = _message_for(provider_message_id)
     if message is None:
         logger.info(
             "%s %s event %s for unknown message id %r",
+            provider,
+            event.event_type,
+            event_id,
+            provider_message_id,
+        )
+    address = _event_address(provider=provider, event=event, message=message)
+    if event.recipient and not address:
+        logger.info(
+            "%s %s event %s does not say which recipient of message id %r it is about: "
+            "no recipient changed",
             provider,
             event.event_type,
             event_id,
@@ -188,7 +218,13 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
                 _recipient_update(message=message, address=address, event=event, reply=description)
             reason = provider_event_blacklist_reason(event)
             if reason is not None and address:
-                _blacklist(provider=provider, event_id=event_id, event=event, reason=reason)
+                _blacklist(
+                    provider=provider,
+                    event_id=event_id,
+                    event=event,
+                    address=address,
+                    reason=reason,
+                )
     except IntegrityError:
         if ProviderEvent.objects.filter(provider=provider[:30], event_id=event_id).exists():
             logger.info("%s event %s already recorded", provider, event_id)
@@ -197,10 +233,10 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
     return stored
 
 
-def _blacklist(*, provider: str, event_id: str, event, reason: str) -> None:
+def _blacklist(*, provider: str, event_id: str, event, address: str, reason: str) -> None:
     try:
         blacklist_add(
-            email=event.recipient,
+            email=address,
             reason=reason,
             source=BlacklistEntry.Source.PROVIDER,
             source_detail=Truncator(f"{provider} {event.event_type} {event_id}").chars(255),
@@ -210,7 +246,7 @@ def _blacklist(*, provider: str, event_id: str, event, reason: str) -> None:
         )
     except ValidationError:
         # The service reported an address Mailadmin cannot store; keep the event anyway.
-        logger.warning("%s event %s: cannot blacklist %r", provider, event_id, event.recipient)
+        logger.warning("%s event %s: cannot blacklist %r", provider, event_id, address)
 
 
 def provider_tracking_receiver(sender, event, esp_name, **kwargs):

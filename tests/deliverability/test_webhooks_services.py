@@ -507,6 +507,41 @@ def test_resend_without_a_valid_signature_changes_nothing(client, resend_message
     assert nothing_recorded(resend_message)
 
 
+def test_a_resend_event_for_a_message_to_several_members_changes_no_recipient(client, send_through):
+    # Resend sends one event per recipient and does not say which: anymail reports the
+    # first "To", who may not be the member who bounced.
+    message = send_through(
+        "resend", (200, {"id": RESEND_EMAIL_ID}), "delivered@resend.dev", "other@example.com"
+    )
+    assert post_resend(client, RESEND_BOUNCED).status_code == 200
+    assert not BlacklistEntry.objects.exists()
+    assert set(statuses(message).values()) == {Recipient.Status.SENT}
+    event = ProviderEvent.objects.get()
+    assert (event.message, event.recipient, event.event_type) == (message, "", "bounced")
+
+
+def test_a_resend_event_names_the_one_member_the_message_was_given_to(client, send_through):
+    message = send_through(
+        "resend", (200, {"id": RESEND_EMAIL_ID}), "delivered@resend.dev", "gone@example.com"
+    )
+    # Blacklisted before: suppressed, so never given to the service.
+    message.recipients.filter(email="gone@example.com").update(status=Recipient.Status.SUPPRESSED)
+    assert post_resend(client, RESEND_BOUNCED).status_code == 200
+    assert [entry[0] for entry in blacklisted()] == ["delivered@resend.dev"]
+    assert statuses(message) == {
+        "delivered@resend.dev": Recipient.Status.REFUSED,
+        "gone@example.com": Recipient.Status.SUPPRESSED,
+    }
+
+
+def test_a_resend_event_for_an_unknown_message_blacklists_nobody(client):
+    # Its Cc and Bcc are unknown: the first "To" may not be the member who bounced.
+    assert post_resend(client, RESEND_BOUNCED).status_code == 200
+    assert not BlacklistEntry.objects.exists()
+    event = ProviderEvent.objects.get()
+    assert (event.message, event.recipient) == (None, "")
+
+
 # --- Amazon SES -----------------------------------------------------------------------------
 
 SES_URL = "/anymail/amazon_ses/tracking/"
