@@ -27,16 +27,61 @@ def provider_ids_copy(apps, schema_editor):
     ProviderMessageId.objects.using(db).bulk_create(rows, ignore_conflicts=True)
 
 
+# The index Django gave the column (db_index=True); PostgreSQL also has a "_like" one.
+_INDEX = "smtpconfig_outgoingmessage_provider_message_id_0bc4062e"
+_TEXT = models.TextField(blank=True, verbose_name="service message ids")
+_VARCHAR = models.CharField(
+    blank=True, db_index=True, max_length=255, verbose_name="service message id"
+)
+
+
+def _column_change(apps, schema_editor, *, old, new):
+    model = apps.get_model("smtpconfig", "OutgoingMessage")
+    old, new = old.clone(), new.clone()
+    for field in (old, new):
+        field.set_attributes_from_name("provider_message_id")
+        field.model = model
+    schema_editor.alter_field(model, old, new)
+
+
+def provider_message_id_as_text(apps, schema_editor):
+    """Drop the column's index and its length limit. SQLite never enforces the length, so
+    dropping the index is the whole change there, where Django would copy the whole table
+    (every message's bytes) to make it. PostgreSQL changes the type without a rewrite."""
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(f'DROP INDEX IF EXISTS "{_INDEX}"')
+    else:
+        _column_change(apps, schema_editor, old=_VARCHAR, new=_TEXT)
+
+
+def provider_message_id_as_varchar(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(
+            f'CREATE INDEX "{_INDEX}" ON "smtpconfig_outgoingmessage" ("provider_message_id")'
+        )
+    else:
+        _column_change(apps, schema_editor, old=_TEXT, new=_VARCHAR)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("smtpconfig", "0006_claim_index"),
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name="outgoingmessage",
-            name="provider_message_id",
-            field=models.TextField(blank=True, verbose_name="service message ids"),
+        # The ids have a table of their own now: the column keeps them for staff, unindexed
+        # and without a length limit.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="outgoingmessage",
+                    name="provider_message_id",
+                    field=models.TextField(blank=True, verbose_name="service message ids"),
+                ),
+            ],
+            database_operations=[
+                migrations.RunPython(provider_message_id_as_text, provider_message_id_as_varchar),
+            ],
         ),
         migrations.CreateModel(
             name="ProviderMessageId",

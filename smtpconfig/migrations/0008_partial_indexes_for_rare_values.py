@@ -5,40 +5,104 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+# The indexes db_index=True gave these foreign keys.
+_PLAIN_INDEXES = [
+    ("smtpconfig_messageevent_user_id_8d4aea30", "smtpconfig_messageevent", "user_id"),
+    (
+        "smtpconfig_outgoingmessage_created_by_id_7cf45490",
+        "smtpconfig_outgoingmessage",
+        "created_by_id",
+    ),
+    (
+        "smtpconfig_recipient_blacklist_entry_id_77f9c8de",
+        "smtpconfig_recipient",
+        "blacklist_entry_id",
+    ),
+]
 
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('blacklist', '0003_recipient_source'),
-        ('smtpconfig', '0007_provider_ids'),
+        ("blacklist", "0003_recipient_source"),
+        ("smtpconfig", "0007_provider_ids"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='messageevent',
-            name='user',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user'),
-        ),
-        migrations.AlterField(
-            model_name='outgoingmessage',
-            name='created_by',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='recipient',
-            name='blacklist_entry',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='suppressed_recipients', to='blacklist.blacklistentry', verbose_name='blacklist entry'),
+        # Django would copy each whole table on SQLite to drop a column's index: dropping
+        # the index is all these changes need, on both databases (same index names).
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="messageevent",
+                    name="user",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="outgoingmessage",
+                    name="created_by",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="recipient",
+                    name="blacklist_entry",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="suppressed_recipients",
+                        to="blacklist.blacklistentry",
+                        verbose_name="blacklist entry",
+                    ),
+                ),
+            ],
+            database_operations=[
+                migrations.RunSQL(
+                    f'DROP INDEX "{name}"',
+                    reverse_sql=f'CREATE INDEX "{name}" ON "{table}" ("{column}")',
+                )
+                for name, table, column in _PLAIN_INDEXES
+            ],
         ),
         migrations.AddIndex(
-            model_name='messageevent',
-            index=models.Index(condition=models.Q(('user__isnull', False)), fields=['user'], name='smtpconfig_event_user'),
+            model_name="messageevent",
+            index=models.Index(
+                condition=models.Q(("user__isnull", False)),
+                fields=["user"],
+                name="smtpconfig_event_user",
+            ),
         ),
         migrations.AddIndex(
-            model_name='outgoingmessage',
-            index=models.Index(condition=models.Q(('created_by__isnull', False)), fields=['created_by'], name='smtpconfig_msg_created_by'),
+            model_name="outgoingmessage",
+            index=models.Index(
+                condition=models.Q(("created_by__isnull", False)),
+                fields=["created_by"],
+                name="smtpconfig_msg_created_by",
+            ),
         ),
         migrations.AddIndex(
-            model_name='recipient',
-            index=models.Index(condition=models.Q(('blacklist_entry__isnull', False)), fields=['blacklist_entry'], name='smtpconfig_rcpt_blacklisted'),
+            model_name="recipient",
+            index=models.Index(
+                condition=models.Q(("blacklist_entry__isnull", False)),
+                fields=["blacklist_entry"],
+                name="smtpconfig_rcpt_blacklisted",
+            ),
         ),
     ]

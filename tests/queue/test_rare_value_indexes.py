@@ -67,3 +67,23 @@ def test_deleting_what_the_rare_columns_name_empties_them(staff, make_server):
     event.refresh_from_db()
     assert (message.created_by, recipient.blacklist_entry, event.user) == (None, None, None)
     assert recipient.status == Recipient.Status.SUPPRESSED
+
+
+@pytest.mark.parametrize(
+    ("model", "column", "index"),
+    [
+        (OutgoingMessage, "created_by_id", "smtpconfig_msg_created_by"),
+        (MessageEvent, "user_id", "smtpconfig_event_user"),
+        (Recipient, "blacklist_entry_id", "smtpconfig_rcpt_blacklisted"),
+        (OutgoingMessage, "provider_message_id", None),
+    ],
+)
+def test_the_migrations_leave_no_full_index_on_a_rare_column(model, column, index):
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    on_column = sorted(
+        name
+        for name, constraint in constraints.items()
+        if constraint["index"] and constraint["columns"] == [column]
+    )
+    assert on_column == ([index] if index else [])
