@@ -8,22 +8,13 @@ the index instead of the whole history, on SQLite and on PostgreSQL.
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 
 from blacklist.models import BlacklistEntry
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
+from tests.plans import query_plan
 
 pytestmark = pytest.mark.django_db
-
-
-def _plan(queryset) -> str:
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Small tables are read whole whatever their indexes: ask for the plan an index
-            # makes possible, which PostgreSQL only gives if the index serves the query.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_seqscan = off")
-        return queryset.explain()
 
 
 @pytest.mark.parametrize(
@@ -38,7 +29,7 @@ def _plan(queryset) -> str:
 def test_a_lookup_by_value_reads_the_partial_index(model, lookup, index, form):
     target = {"created_by": 7, "user": 7, "blacklist_entry": 7}[lookup]
     filters = {lookup: target} if form == "exact" else {f"{lookup}__in": [target, 8]}
-    plan = _plan(model.objects.filter(**filters).order_by())
+    plan = query_plan(model.objects.filter(**filters).order_by())
     assert index in plan
     assert "Seq Scan" not in plan
     assert "SCAN " not in plan
