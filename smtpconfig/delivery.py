@@ -999,7 +999,10 @@ def _connection_batch(
 ) -> tuple[DrainReport, bool]:
     """Claim one batch of a server for ``worker`` (or take the ``claim`` made for it) and
     send it over one connection. Returns the report and whether more of this server may be
-    sendable in this pass."""
+    sendable in this pass: after every completed batch, even a short one, the next claim
+    decides. A pass that found all of the server's connections busy sending left what was
+    committed meanwhile to the passes sending: a short batch does not mean nothing is left.
+    """
     with _commits_without_flush():
         if claim is None:
             with _database_write():
@@ -1019,7 +1022,7 @@ def _connection_batch(
             pipelined=pipelined,
         )
     report.add(batch_report)
-    return report, completed and len(claimed) >= batch_size
+    return report, completed
 
 
 class _ConnectionPool:
