@@ -171,3 +171,29 @@ def test_the_migration_gives_each_stored_id_its_row():
     rows = sorted(ProviderMessageId.objects.values_list("message_id", "value"))
     assert rows == [(one.pk, "solo"), (several.pk, "a"), (several.pk, "b")]
     assert _message_for("b").pk == several.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_keeps_the_ids_the_old_column_can_hold(service):
+    message = _message(service, "member@example.com")
+    ids = tuple(str(uuid.UUID(int=number)) for number in range(10))
+    message_record_attempt(
+        message=message,
+        result=_result(Outcome.ACCEPTED, ["member@example.com"], ids),
+        retry=True,
+    )
+    before = [("smtpconfig", "0006_claim_index")]
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(before)
+        OldMessage = executor.loader.project_state(before).apps.get_model(
+            "smtpconfig", "OutgoingMessage"
+        )
+        kept = OldMessage.objects.get(pk=message.pk).provider_message_id
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+    # 369 characters of ids: PostgreSQL's old column holds the first 255 of them; SQLite,
+    # which never enforced the length, keeps them all.
+    joined = ",".join(ids)
+    assert kept == (joined[:255] if connection.vendor == "postgresql" else joined)
