@@ -224,6 +224,7 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
                     event=event,
                     address=address,
                     reason=reason,
+                    description=description,
                 )
     except IntegrityError:
         if ProviderEvent.objects.filter(provider=provider[:30], event_id=event_id).exists():
@@ -233,16 +234,16 @@ def provider_event_record(*, provider: str, event) -> ProviderEvent | None:
     return stored
 
 
-def _blacklist(*, provider: str, event_id: str, event, address: str, reason: str) -> None:
+def _blacklist(
+    *, provider: str, event_id: str, event, address: str, reason: str, description: str
+) -> None:
     try:
         blacklist_add(
             email=address,
             reason=reason,
             source=BlacklistEntry.Source.PROVIDER,
             source_detail=Truncator(f"{provider} {event.event_type} {event_id}").chars(255),
-            note=Truncator(
-                " — ".join(text for text in (event.description, event.mta_response) if text)
-            ).chars(1000),
+            note=Truncator(description).chars(1000),
         )
     except ValidationError:
         # The service reported an address Mailadmin cannot store; keep the event anyway.
