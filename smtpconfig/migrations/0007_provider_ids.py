@@ -74,9 +74,7 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name="outgoingmessage",
-                    name="provider_message_id",
-                    field=models.TextField(blank=True, verbose_name="service message ids"),
+                    model_name="outgoingmessage", name="provider_message_id", field=_TEXT.clone()
                 ),
             ],
             database_operations=[
