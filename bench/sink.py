@@ -9,9 +9,18 @@ from aiosmtpd.controller import Controller
 
 
 class CountingHandler:
-    def __init__(self, counter, delay: float):
+    def __init__(self, counter, delay: float, pipelining: bool):
         self.counter = counter
         self.delay = delay
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # PIPELINING (RFC 2920), as the servers clubs send through advertise it; aiosmtpd
+        # reads commands in order from its stream, so it takes pipelined groups as they are.
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def _pause(self):
         if self.delay:
@@ -36,8 +45,10 @@ class CountingHandler:
         return "250 2.0.0 Accepted"
 
 
-def _serve(port, counter, delay, ready):
-    controller = Controller(CountingHandler(counter, delay), hostname="127.0.0.1", port=port)
+def _serve(port, counter, delay, pipelining, ready):
+    controller = Controller(
+        CountingHandler(counter, delay, pipelining), hostname="127.0.0.1", port=port
+    )
     controller.start()
     ready.set()
     while True:
@@ -53,12 +64,12 @@ def free_port() -> int:
 class SinkProcess:
     """``with SinkProcess(delay=0.002) as sink: ... sink.count``"""
 
-    def __init__(self, *, delay: float = 0.0):
+    def __init__(self, *, delay: float = 0.0, pipelining: bool = True):
         self.port = free_port()
         self.counter = multiprocessing.Value("i", 0)
         ready = multiprocessing.Event()
         self.process = multiprocessing.Process(
-            target=_serve, args=(self.port, self.counter, delay, ready), daemon=True
+            target=_serve, args=(self.port, self.counter, delay, pipelining, ready), daemon=True
         )
         self.process.start()
         if not ready.wait(10):

@@ -43,7 +43,10 @@ class Received:
 @dataclass
 class SinkHandler:
     received: list[Received] = field(default_factory=list)
-    # address (lower case) -> reply, e.g. "550 5.1.1 No such user"
+    # reply to MAIL instead of 250, e.g. "553 5.7.1 Sender not allowed"
+    mail_reply: str | None = None
+    # address (lower case) -> reply, e.g. "550 5.1.1 No such user"; after a 421 the server
+    # hangs up, as a server going down does
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     # reply to DATA instead of 250, e.g. "451 4.3.0 Try again later"
     data_reply: str | None = None
@@ -54,14 +57,33 @@ class SinkHandler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # SMTP sessions opened (one EHLO each without STARTTLS): proves connection reuse
     sessions: int = 0
+    # advertise PIPELINING (RFC 2920), as nearly every real server does; aiosmtpd reads
+    # commands in order from its stream, so it handles pipelined groups without saying so
+    pipelining: bool = True
+    # what the client had already written after each MAIL command, before its answer: the
+    # rest of the envelope's group when the client pipelines, nothing when it asks and waits
+    after_mail: list[bytes] = field(default_factory=list)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
         session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.after_mail.append(bytes(server._reader._buffer))  # asyncio's read-ahead
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.rcpt_replies.get(address.lower())
+        if reply and reply.startswith("421"):
+            server.transport.write(f"{reply}\r\n".encode())
+            server.transport.close()  # after the reply is written
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -86,7 +108,15 @@ class SinkHandler:
 class Sink:
     """One running SMTP server; ``received`` lists what it accepted, in order."""
 
-    def __init__(self, *, username=None, password=None, tls_context=None, require_starttls=False):
+    def __init__(
+        self,
+        *,
+        username=None,
+        password=None,
+        tls_context=None,
+        require_starttls=False,
+        smtputf8=True,
+    ):
         self.handler = SinkHandler()
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -103,7 +133,7 @@ class Sink:
             self.handler,
             hostname=self.host,
             port=self.port,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=smtputf8,
             ready_timeout=10,
             **kwargs,
         )
