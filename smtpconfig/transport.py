@@ -101,11 +101,8 @@ class _PipeliningClientMixin:
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
             self.command_encoding = "utf-8"
         commands = [
-            ("mail", f"from:{smtplib.quoteaddr(from_addr)}{_option_list(options)}"),
-            *(
-                ("rcpt", f"to:{smtplib.quoteaddr(each)}{_option_list(rcpt_options)}")
-                for each in to_addrs
-            ),
+            ("mail", f"from:{_quoted(from_addr)}{_option_list(options)}"),
+            *(("rcpt", f"to:{_quoted(each)}{_option_list(rcpt_options)}") for each in to_addrs),
             ("data", ""),
         ]
         (mail_code, mail_reply), *recipient_replies, (data_code, data_reply) = self._pipeline(
@@ -175,6 +172,19 @@ class _PipeliningClientMixin:
             self._rset()
 
 
+# An address made only of what RFC 5321 allows in a plain mailbox, with none of the characters
+# smtplib.quoteaddr's parser gives a meaning to: quoteaddr would only put it in angle brackets.
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\[\]\\,;:@\"]+")
+
+
+def _quoted(address: str) -> str:
+    """``smtplib.quoteaddr(address)``, without parsing an address that is already plain (the
+    queue's always are: parsed when the message was recorded)."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 def _option_list(options) -> str:
     return "".join(f" {option}" for option in options)
 
@@ -182,7 +192,7 @@ def _option_list(options) -> str:
 def _data_lines(msg: bytes) -> bytes:
     """The message as DATA's lines, as smtplib's ``data()`` writes them: a leading dot
     doubled, the last line ended, then the lone dot."""
-    lines = re.sub(rb"(?m)^\.", b"..", msg)
+    lines = re.sub(rb"(?m)^\.", b"..", msg) if msg.startswith(b".") or b"\n." in msg else msg
     if not lines.endswith(b"\r\n"):
         lines += b"\r\n"
     return lines + b".\r\n"

@@ -3,10 +3,14 @@ one write; one that does not gets them one at a time. Whatever the server answer
 give the same results, leave the session in the same state, and deliver the same bytes.
 """
 
+import smtplib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smtpconfig.replies import Outcome
-from smtpconfig.transport import MessageWithheld, SmtpConnection
+from smtpconfig.transport import MessageWithheld, SmtpConnection, _data_lines, _quoted
 
 RAW = (
     b"From: office@club.example\r\nTo: member@members.example\r\nSubject: Dots\r\n\r\n"
@@ -205,3 +209,24 @@ def test_without_smtputf8_an_internationalised_address_is_refused_before_anythin
     assert ascii_only.handler.after_mail == []
     # The session goes on for a message the server can take.
     assert send(connection).outcome == Outcome.ACCEPTED
+
+
+# The pipelined commands write addresses and data as smtplib's own commands would.
+ADDRESS_CHARACTERS = st.sampled_from(list("abcXYZ09.-+_'!#%=~éü@ <>()[]\\,;:\"\t"))
+
+
+@settings(max_examples=2000)
+@given(st.text(ADDRESS_CHARACTERS, max_size=20))
+def test_an_address_is_quoted_as_smtplib_quotes_it(address):
+    assert _quoted(address) == smtplib.quoteaddr(address)
+
+
+@settings(max_examples=2000)
+@given(
+    st.binary(max_size=40) | st.text(st.sampled_from(list("ab.\r\n")), max_size=30).map(str.encode)
+)
+def test_the_data_is_written_as_smtplibs_data_writes_it(msg):
+    lines = smtplib._quote_periods(msg)  # what smtplib's data() sends, step by step
+    if not lines.endswith(b"\r\n"):
+        lines += b"\r\n"
+    assert _data_lines(msg) == lines + b".\r\n"
