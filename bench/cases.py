@@ -537,6 +537,14 @@ def case_drain(n: int, runs: int) -> dict:
         )
         blacklist_clear()
         outbox_clear()
+    # The same drain to a server that does not advertise PIPELINING: the client then asks
+    # MAIL, RCPT and DATA one at a time, as the raw smtplib client always does.
+    with SinkProcess(pipelining=False) as sink:
+        server = server_for(sink)
+        figures["drain_sequential"], figures["drain_sequential_vs_raw"], _raw = paired(
+            runs, lambda: raw_rate(sink, raws), lambda: drain_once(sink, server, n)
+        )
+        outbox_clear()
     return figures
 
 

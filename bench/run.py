@@ -102,6 +102,7 @@ def rows_for(figures: dict) -> list[tuple[str, str, str, str, str]]:
     throughput("enqueue: send_mail per message", "send_mail", target=0.6)
     throughput("enqueue: send_mass_mail of 1,000", "send_mass_mail", target=4)
     throughput("drain, 1 worker", "drain", target=0.8)
+    throughput("drain, 1 worker, server without PIPELINING", "drain_sequential")
     if figures.get("drain_limit_vs_drain"):
         share = figures["drain_limit_vs_drain"]
         cost = 1 - share
