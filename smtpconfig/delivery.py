@@ -28,9 +28,8 @@ The queue's drain (``outbox_drain``; django-q2 runs it through ``smtpconfig.task
   network I/O, under the server's row lock so concurrent workers (processes, hosts) never
   claim one message twice nor together exceed the server's send limit;
 - one SMTP connection per batch sends each message's stored bytes as they are; each result
-  is committed while the next message's envelope (MAIL, RCPT) is on the wire, and that
-  message's data waits for the commit (``_Recorder``); the connection is closed in
-  ``finally``;
+  is committed while the server reads the next message's envelope, and that message's data
+  waits for the commit (``_Recorder``); the connection is closed in ``finally``;
 - a worker that dies leaves its messages ``sending``; when the lease expires the next pass
   returns them to ``queued``. Delivery is at least once: the message in flight when the
   worker died (accepted by the server, result not yet recorded) is sent again, and only
@@ -47,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -762,61 +761,34 @@ def _lease_renew(
 
 
 class _Recorder:
-    """Records a batch's results one after the other, each while the next message's
-    envelope is on the wire.
+    """Holds each result of a batch until the server is reading the next message's first
+    command, then records it on the batch's own database connection: the database's work
+    overlaps the server's, with no thread to hand it to.
 
-    Threaded (outside a transaction): one thread with its own database connection, whose
-    commits skip the disk flush (``_commits_without_flush``). ``wait()`` is what the next
-    message's connection calls before it sends that message's data: a server gets a
-    message only once the result before it is committed, so a worker that dies leaves at
-    most one accepted message unrecorded, as when each result was committed before the
-    next message began. Inline (inside a caller's transaction, whose rows other connections
-    cannot see): each result is recorded at once, on the caller's connection.
+    ``flush()`` records the result held, if any, and raises what recording it raised. The
+    connection calls it (``before_data``) once the next message's first command is written,
+    and in any case before that message's data goes: a server gets a message only once the
+    result before it is committed, so a worker that dies leaves at most one accepted message
+    unrecorded, as when each result was committed before the next message began.
     """
 
-    def __init__(self, *, threaded: bool):
-        self._pending: Future | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._settings = contextlib.ExitStack()
-        if threaded:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailadmin-record")
-            # The thread writes in the drain's language, as the drain itself would.
-            for context in (translation.override(get_language()), _commits_without_flush()):
-                self._executor.submit(self._settings.enter_context, context)
+    def __init__(self):
+        self._held: Callable[[], None] | None = None
 
     def record(self, call: Callable[..., None], /, **arguments) -> None:
-        """Record with ``call(**arguments)`` once the previous result is recorded."""
-        self.wait()
-        if self._executor is None:
-            call(**arguments)
-        else:
-            self._pending = self._executor.submit(call, **arguments)
+        """Record the result held, then hold ``call(**arguments)`` until the next flush."""
+        self.flush()
+        self._held = functools.partial(call, **arguments)
 
-    def wait(self) -> None:
-        """Return once every result given is committed; raise what recording one raised."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def close(self) -> None:
-        """Wait for the last result, then close the thread's database connection (each
-        step even when the one before failed: the thread never outlives the batch)."""
-        try:
-            self.wait()
-        finally:
-            if self._executor is not None:
-                try:
-                    self._executor.submit(self._settings.close).result()
-                finally:
-                    try:
-                        self._executor.submit(connections.close_all).result()
-                    finally:
-                        self._executor.shutdown()
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held()
 
 
 # SQLite lets one connection write at a time and has the others poll for the lock, sleeping
-# 1, 2, 5, 10 ms and more between tries; the drain's own threads (parallel connections,
-# recording threads) queue for it here instead, and get it as soon as it is free.
+# 1, 2, 5, 10 ms and more between tries; the drain's own threads (parallel connections) queue
+# for it here instead, and get it as soon as it is free.
 _SQLITE_WRITER = threading.RLock()
 
 
@@ -855,10 +827,9 @@ def server_send_batch(
     messages: list[OutgoingMessage],
     worker: str,
     now: datetime | None = None,
-    pipelined: bool = True,
 ) -> tuple[DrainReport, bool]:
     """Send claimed ``messages`` over one connection to ``server``, recording each result
-    while the next message goes (``_Recorder``; with ``pipelined=False`` before it goes).
+    while the server reads the next message's envelope (``_Recorder``).
     Returns the report and whether the batch ran to its end (``False`` when the server
     paused, stalled or dropped us: the rest went back to the queue).
     """
@@ -869,12 +840,12 @@ def server_send_batch(
     # Renew well before the lease ends: one message may take a few timeouts to answer.
     margin = _reply_margin(server)
     connection = server_connection(server)
-    recorder = _Recorder(threaded=pipelined and not transaction.get_connection().in_atomic_block)
+    recorder = _Recorder()
     completed = True
     try:
         while remaining:
             if clock() + margin > lease_until:
-                recorder.wait()
+                recorder.flush()
                 ours = _lease_renew(server=server, messages=remaining, worker=worker, now=clock())
                 remaining = [message for message in remaining if message.pk in ours]
                 lease_until = clock() + _lease(server)
@@ -905,7 +876,7 @@ def server_send_batch(
                     envelope_from=message.envelope_from,
                     recipients=message_envelope(message=message),
                     raw=bytes(message.raw),
-                    before_data=recorder.wait,
+                    before_data=recorder.flush,
                 )
             except MessageWithheld as withheld:
                 # Recording the previous result failed: this message's data was never sent,
@@ -944,7 +915,7 @@ def server_send_batch(
                 break
     finally:
         try:
-            recorder.close()
+            recorder.flush()
         finally:
             connection.close()
             if remaining:
@@ -994,7 +965,6 @@ def _connection_batch(
     clock,
     fixed_now: bool,
     batch_size: int,
-    pipelined: bool,
     claim: tuple[SmtpServer | None, list[OutgoingMessage], DrainReport] | None = None,
 ) -> tuple[DrainReport, bool]:
     """Claim one batch of a server for ``worker`` (or take the ``claim`` made for it) and
@@ -1019,7 +989,6 @@ def _connection_batch(
             messages=claimed,
             worker=worker,
             now=clock() if fixed_now else None,
-            pipelined=pipelined,
         )
     report.add(batch_report)
     return report, completed
@@ -1082,7 +1051,6 @@ def _server_round(
             clock=clock,
             fixed_now=fixed_now,
             batch_size=batch_size,
-            pipelined=True,
         )
     # A short queue is shared out between all the connections; a long one goes in full
     # batches (each claim holds the server's lock: fewer claims, less waiting).
@@ -1098,16 +1066,12 @@ def _server_round(
         # The pool's threads write in the drain's language, as the drain itself would.
         with translation.override(language):
             while claim or (more and (deadline is None or time.monotonic() < deadline)):
-                # Each connection records its results itself: while it does, the other
-                # connections keep the server busy (a recording thread each would only
-                # add threads contending for the interpreter).
                 batch_report, more = _connection_batch(
                     server_id=server_id,
                     worker=f"{worker}/{index}",
                     clock=clock,
                     fixed_now=fixed_now,
                     batch_size=size,
-                    pipelined=False,
                     claim=claim,
                 )
                 claim = None

@@ -72,12 +72,12 @@ class _PipeliningClientMixin:
       message's MAIL, RCPT and DATA commands go in one write and their replies are read
       together: one round trip for the envelope instead of two plus one per recipient.
       Without PIPELINING, smtplib's own ``sendmail`` asks one command at a time;
-    - once the server took the envelope, the client waits for ``before_data()`` to return
-      before it sends the message itself.
+    - ``before_data()`` is called once the message's first command is written, while the
+      server reads it, and before its reply is read: always before the message's data.
 
     A server delivers nothing of a session that dies before the end of the message's data
-    (the process killed, the callable raising). The queue uses the wait to record the
-    previous message's result while this one's envelope is on the wire.
+    (the process killed, the callable raising). The queue uses the call to record the
+    previous message's result while the server works on this one's envelope.
 
     ``sendmail`` keeps smtplib's contract: the refused recipients are returned, and the
     same exceptions are raised for the same replies, after the same RSET or close.
@@ -85,9 +85,11 @@ class _PipeliningClientMixin:
 
     before_data: Callable[[], None] | None = None
 
-    def data(self, msg):
-        before_data_wait(self.before_data)
-        return super().data(msg)
+    def getreply(self):
+        # The first reply read for a message comes before its data, whichever way it goes.
+        before_data, self.before_data = self.before_data, None
+        before_data_wait(before_data)
+        return super().getreply()
 
     def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
         self.ehlo_or_helo_if_needed()
@@ -122,7 +124,6 @@ class _PipeliningClientMixin:
         if data_code != 354:
             self._transaction_end(data_code, in_data=False)
             raise smtplib.SMTPDataError(data_code, data_reply)
-        before_data_wait(self.before_data)
         self.send(_data_lines(msg))
         code, reply = self.getreply()
         if code != 250:
@@ -317,16 +318,18 @@ class SmtpConnection:
         Raises for what is wrong with the message itself (an address smtplib will not put
         on the wire); the caller then fails that message and calls ``discard()``.
 
-        ``before_data`` is called once the server took the envelope, before the message
-        goes: what it raises comes out of ``send`` as ``MessageWithheld``, after the session
-        was dropped (so that nothing is delivered).
+        ``before_data`` is called once the message's first command is written, while the
+        server reads it, and always before the message's data goes: what it raises comes out
+        of ``send`` as ``MessageWithheld``, after the session was dropped (so that nothing is
+        delivered). A ``send`` that ends before asking the server anything does not call it.
         """
         connection = self.backend.connection
         # Internationalised addresses need the server's SMTPUTF8; smtplib refuses (an
         # SMTPNotSupportedError, permanent) when the server lacks it.
         needs_utf8 = not all(address.isascii() for address in [envelope_from, *recipients])
-        connection.before_data = before_data
         try:
+            connection.ehlo_or_helo_if_needed()  # the session's, not the message's, command
+            connection.before_data = before_data
             refused = connection.sendmail(
                 envelope_from, recipients, raw, mail_options=["SMTPUTF8"] if needs_utf8 else []
             )

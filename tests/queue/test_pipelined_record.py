@@ -1,9 +1,10 @@
-"""A result is recorded while the next message's envelope is on the wire, and that message's
-data waits for the record: a worker that dies, or a record that fails, leaves at most one
-accepted message unrecorded.
+"""A result is recorded while the server reads the next message's envelope, and that
+message's data waits for the record: a worker that dies, or a record that fails, leaves at
+most one accepted message unrecorded.
 
-The drain's recording thread uses its own database connection, so these tests commit for real
-(``transaction=True``); a failing record is a real database refusal (a trigger).
+The drain commits its results (and parallel connections use their own database connections),
+so these tests commit for real (``transaction=True``); a failing record is a real database
+refusal (a trigger).
 """
 
 import time
@@ -56,14 +57,28 @@ def test_the_message_waits_for_before_data(sink, make_server):
     assert [item.content for item in sink.received] == [RAW]
 
 
-def test_a_refused_envelope_never_waits(sink, make_server):
-    sink.handler.rcpt_replies["member@members.example"] = "550 5.1.1 No such user"
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_before_data_runs_while_the_server_reads_the_first_command(sink, make_server, pipelining):
+    sink.handler.pipelining = pipelining
     connection = SmtpConnection(make_server(sink=sink))
     connection.open()
+    server_had_the_command = []
+
+    def before_data():
+        # Called before the command was written, this would wait in vain.
+        deadline = time.monotonic() + 5
+        while not sink.handler.after_mail and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server_had_the_command.append(bool(sink.handler.after_mail))
+
+    assert send(connection, raw=RAW, before_data=before_data).outcome == Outcome.ACCEPTED
+    assert server_had_the_command == [True]
+    # A refused envelope gets the call too: it is when the result before it is recorded.
+    sink.handler.rcpt_replies["member@members.example"] = "550 5.1.1 No such user"
     calls = []
     result = send(connection, raw=RAW, before_data=lambda: calls.append(1))
     connection.close()
-    assert result.outcome == Outcome.PERMANENT and calls == []
+    assert result.outcome == Outcome.PERMANENT and calls == [1]
 
 
 def test_a_failing_before_data_leaves_nothing_delivered(sink, make_server):
@@ -168,6 +183,27 @@ def test_a_failed_record_stops_the_batch_before_the_next_message_ends(sink, make
     assert set(OutgoingMessage.objects.values_list("status", flat=True)) == {Status.SENT}
 
 
+def test_the_result_before_a_message_that_asks_the_server_nothing_is_recorded(
+    smtp_sink, make_server
+):
+    # An internationalised address to a server without SMTPUTF8 fails before a command is
+    # written; the result held for the message before it is still recorded.
+    ascii_only = smtp_sink(smtputf8=False)
+    server = make_server(sink=ascii_only)
+    first, second, third = queued_messages(server=server, count=3)
+    second.recipients.update(email="zoë@members.example")
+    report = outbox_drain()
+    assert (report.sent, report.failed) == (1, 1)
+    outbox_drain()  # the batch stopped at the failure; the next pass sends the rest
+    states = dict(OutgoingMessage.objects.values_list("pk", "status"))
+    assert [states[message.pk] for message in (first, second, third)] == [
+        Status.SENT,
+        Status.FAILED,
+        Status.SENT,
+    ]
+    assert len(ascii_only.received) == 2
+
+
 def test_every_result_is_recorded_when_the_drain_returns(sink, make_server):
     server = make_server(sink=sink)
     messages = queued_messages(server=server, count=30)
@@ -180,7 +216,7 @@ def test_every_result_is_recorded_when_the_drain_returns(sink, make_server):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's sessions")
-def test_the_recording_thread_closes_its_database_connection(sink, make_server):
+def test_the_drain_leaves_no_database_session_behind(sink, make_server):
     def sessions():
         with connection.cursor() as cursor:
             cursor.execute(
