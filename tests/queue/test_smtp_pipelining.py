@@ -100,50 +100,42 @@ def test_a_refused_recipient_leaves_the_others_delivered(sink, open_connection, 
     assert sink.recipients() == ["ann@members.example", "cid@members.example"]
 
 
+def refuse_the_sender(handler):
+    handler.mail_reply = "553 5.7.1 Sender not allowed"
+
+
+def refuse_every_recipient(handler):
+    handler.rcpt_replies.update({member: "550 5.1.1 No such user" for member in MEMBERS})
+
+
+def refuse_the_message(handler):
+    handler.data_reply = "451 4.3.0 Try again later"
+
+
 @both_ways
-def test_every_recipient_refused_delivers_nothing_and_the_session_goes_on(
-    sink, open_connection, pipelining
+@pytest.mark.parametrize(
+    ("refuse", "outcome", "code"),
+    [
+        (refuse_the_sender, Outcome.PERMANENT, 553),
+        (refuse_every_recipient, Outcome.PERMANENT, 550),
+        (refuse_the_message, Outcome.TEMPORARY, 451),
+    ],
+    ids=["sender", "every-recipient", "message"],
+)
+def test_a_refusal_delivers_nothing_and_the_session_goes_on(
+    sink, open_connection, pipelining, refuse, outcome, code
 ):
-    for member in MEMBERS:
-        sink.handler.rcpt_replies[member] = "550 5.1.1 No such user"
+    refuse(sink.handler)
     connection = open_connection(pipelining=pipelining)
     result = send(connection)
-    assert result.outcome == Outcome.PERMANENT
-    assert outcomes(result) == {member: (Outcome.PERMANENT, 550) for member in MEMBERS}
+    assert (result.outcome, result.code) == (outcome, code)
     assert sink.received == []
-    # The transaction was reset: the next message goes over the same session.
+    # The transaction was reset (or the data refused): the next message goes over the same
+    # session.
+    sink.handler.mail_reply = sink.handler.data_reply = None
     sink.handler.rcpt_replies.clear()
     assert send(connection).outcome == Outcome.ACCEPTED
     assert sink.recipients() == MEMBERS and sink.handler.sessions == 1
-
-
-@both_ways
-def test_a_refused_sender_delivers_nothing_and_the_session_goes_on(
-    sink, open_connection, pipelining
-):
-    sink.handler.mail_reply = "553 5.7.1 Sender not allowed"
-    connection = open_connection(pipelining=pipelining)
-    result = send(connection)
-    assert (result.outcome, result.code) == (Outcome.PERMANENT, 553)
-    assert "Sender not allowed" in result.reply
-    assert sink.received == []
-    sink.handler.mail_reply = None
-    assert send(connection).outcome == Outcome.ACCEPTED
-    assert sink.recipients() == MEMBERS and sink.handler.sessions == 1
-
-
-@both_ways
-def test_a_refused_message_is_not_delivered_and_the_session_goes_on(
-    sink, open_connection, pipelining
-):
-    sink.handler.data_reply = "451 4.3.0 Try again later"
-    connection = open_connection(pipelining=pipelining)
-    result = send(connection)
-    assert (result.outcome, result.code) == (Outcome.TEMPORARY, 451)
-    assert sink.received == []
-    sink.handler.data_reply = None
-    assert send(connection).outcome == Outcome.ACCEPTED
-    assert sink.handler.sessions == 1
 
 
 @both_ways
