@@ -11,6 +11,13 @@ from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 
 _numbers = itertools.count(1)
 
+# Stored bytes whose lines start with dots: SMTP doubles a leading dot on the wire and the
+# server undoes it, so what arrives must be these bytes exactly.
+DOTTED_RAW = (
+    b"From: office@club.example\r\nTo: member@members.example\r\nSubject: Dots\r\n\r\n"
+    b"First line\r\n.A line that starts with a dot\r\n..and one with two\r\nLast line\r\n"
+)
+
 
 def queued_message(
     *,

@@ -22,16 +22,12 @@ from smtpconfig.esp import EspConnection
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import MessageWithheld, SmtpConnection
+from tests.queue.factory import DOTTED_RAW as RAW
 from tests.queue.factory import queued_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = OutgoingMessage.Status
-
-RAW = (
-    b"From: office@club.example\r\nTo: member@members.example\r\nSubject: Dots\r\n\r\n"
-    b"First line\r\n.A line that starts with a dot\r\n..and one with two\r\nLast line\r\n"
-)
 
 
 def send(connection, **kwargs):

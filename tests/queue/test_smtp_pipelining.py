@@ -11,11 +11,8 @@ from hypothesis import strategies as st
 
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import MessageWithheld, SmtpConnection, _data_lines, _quoted
+from tests.queue.factory import DOTTED_RAW as RAW
 
-RAW = (
-    b"From: office@club.example\r\nTo: member@members.example\r\nSubject: Dots\r\n\r\n"
-    b"First line\r\n.A line that starts with a dot\r\n..and one with two\r\nLast line\r\n"
-)
 MEMBERS = ["ann@members.example", "bob@members.example", "cid@members.example"]
 
 both_ways = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
