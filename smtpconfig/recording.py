@@ -12,11 +12,9 @@ messages of one call in one transaction.
 """
 
 import copy
-import email.policy
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.headerregistry import HeaderRegistry
 from email.utils import formataddr, getaddresses, make_msgid
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -50,6 +48,7 @@ from smtpconfig.selection import (
 )
 from smtpconfig.selectors import RoutingConfig
 from smtpconfig.tasks import drain_soon
+from smtpconfig.wire import wire_bytes
 
 TEST_SUBJECT_MARK = "[TEST]"
 ORIGINAL_RECIPIENTS_HEADER = "X-Mailadmin-Original-Recipients"
@@ -166,29 +165,6 @@ def _original_recipient_lines(recipients: list[RecipientPlan]) -> list[str]:
     return lines
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, making each kind of header's class once.
-
-    The standard one makes a new class for every header it parses, which is about a third
-    of serialising a small message; the classes it makes for one kind are all alike.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._made = {}
-
-    def __getitem__(self, name):
-        kind = self.registry.get(name.lower(), self.default_class)
-        made = self._made.get(kind)
-        if made is None:
-            made = self._made[kind] = super().__getitem__(name)
-        return made
-
-
-# SMTP line endings and header folding, as the bytes go on the wire.
-_WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
-
-
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 
 
@@ -252,8 +228,7 @@ def _serialise(
         message_id = make_msgid(domain=route.envelope_from.rpartition("@")[2])
         outgoing.extra_headers["Message-ID"] = message_id
     try:
-        mime = outgoing.message(policy=_WIRE_POLICY)
-        raw = mime.as_bytes()
+        raw = wire_bytes(outgoing)
     except ValueError as error:
         raise InvalidMessage(
             _("The message cannot be serialised: %(error)s") % {"error": error},

@@ -3,11 +3,18 @@
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from smtpconfig.exceptions import InvalidMessage, NoServerAvailable
-from smtpconfig.selection import ServerOption, mailbox_parse, route_decide, server_choose
+from smtpconfig.selection import (
+    PLAIN_MAILBOX,
+    ServerOption,
+    _mailbox_parts,
+    mailbox_parse,
+    route_decide,
+    server_choose,
+)
 
 CLUB = ServerOption(
     id=1,
@@ -167,6 +174,43 @@ def test_idn_domain_is_encoded_for_the_envelope():
     assert box.envelope == "Joerg@xn--clb-ioa.example"
     assert box.normalized == "joerg@xn--clb-ioa.example"
     assert box.display_name == "Jörg"
+
+
+atext = "abcXYZ09!#$%&'*+/=?^_`{|}~-"
+address_texts = st.one_of(
+    # Built to look plain, with the odd character that makes them not.
+    st.builds(
+        "{}{}@{}".format,
+        st.one_of(st.just(""), st.text(atext + ' "', min_size=1, max_size=10).map("{} <".format)),
+        st.text(atext + '.()"', min_size=1, max_size=10),
+        st.text("abcXYZ09-.é", min_size=1, max_size=10),
+    ).map(lambda text: text + ">" if " <" in text else text),
+    st.text(atext + ' .@<>"()é', max_size=24),
+)
+
+
+@given(address_texts)
+def test_a_plain_address_reads_as_the_standard_parser_reads_it(text):
+    plain = PLAIN_MAILBOX.fullmatch(text)
+    event("plain" if plain else "not plain")
+    if plain is None or "=?" in text:
+        return
+    invalid = InvalidMessage("unparsable", value=text)
+    parts = (plain["name"] or "", plain["local"], plain["domain"])
+    assert _mailbox_parts(text, invalid=invalid) == parts
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "envelope"),
+    [
+        ("Anna Berg <Anna.Berg@Golf.Example>", "Anna Berg", "Anna.Berg@golf.example"),
+        ("o'brien+club@golf.example", "", "o'brien+club@golf.example"),
+    ],
+)
+def test_a_plain_address_is_parsed_without_the_standard_parser(text, name, envelope):
+    assert PLAIN_MAILBOX.fullmatch(text)
+    box = mailbox_parse(text, field="To")
+    assert (box.header, box.display_name, box.envelope) == (text, name, envelope)
 
 
 # Exhaustive: over random server sets and senders, the choice obeys every rule at once.

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.core.mail import EmailAlternative, EmailMessage
 
-from smtpconfig.recording import _WIRE_POLICY
+from smtpconfig.wire import WIRE_POLICY
 
 BOUNDARY = re.compile(rb"={15}\d+==")
 FIXED = {"Date": "Fri, 27 Nov 2026 08:00:00 +0000", "Message-ID": "<fixed@club.example>"}
@@ -36,7 +36,7 @@ def messages():
 @pytest.mark.parametrize("message", messages(), ids=["plain", "html", "attachments"])
 def test_bytes_are_those_of_the_standard_smtp_policy(message):
     message.extra_headers.update(FIXED)
-    wire = message.message(policy=_WIRE_POLICY).as_bytes()
+    wire = message.message(policy=WIRE_POLICY).as_bytes()
     standard = message.message(policy=email.policy.SMTP).as_bytes()
     # Multipart boundaries are random on every serialisation.
     assert BOUNDARY.sub(b"=", wire) == BOUNDARY.sub(b"=", standard)
@@ -44,7 +44,7 @@ def test_bytes_are_those_of_the_standard_smtp_policy(message):
 
 
 def test_each_kind_of_header_gets_one_class_however_many_names():
-    registry = _WIRE_POLICY.header_factory
+    registry = WIRE_POLICY.header_factory
     for number in range(200):
         registry(f"X-Custom-{number}", "value")
         registry("To", "a@golf.example")

@@ -1,0 +1,158 @@
+"""A Django ``EmailMessage`` as the bytes that go on the wire.
+
+The bytes are those of Django's ``message()`` under the standard SMTP policy. Most of the
+time that takes goes into the standard library parsing every header into a tree and folding
+it back; a plain message (one text part, headers of plain ASCII that fit on their line) gives
+back exactly the text it was given. ``wire_bytes`` writes such a message directly and leaves
+every other one to the standard library; the tests hold the two to the same bytes.
+"""
+
+import binascii
+import email.policy
+import re
+from datetime import UTC, datetime
+from email import quoprimime
+from email.headerregistry import HeaderRegistry
+from email.utils import format_datetime
+
+from django.conf import settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.utils.timezone import get_current_timezone
+
+from smtpconfig.selection import PLAIN_MAILBOX
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, making each kind of header's class once.
+
+    The standard one makes a new class for every header it parses, which is about a third
+    of serialising a small message; the classes it makes for one kind are all alike.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._made = {}
+
+    def __getitem__(self, name):
+        kind = self.registry.get(name.lower(), self.default_class)
+        made = self._made.get(kind)
+        if made is None:
+            made = self._made[kind] = super().__getitem__(name)
+        return made
+
+
+# SMTP line endings and header folding, as the bytes go on the wire.
+WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
+
+_MAX_LINE = WIRE_POLICY.max_line_length
+_CRLF = b"\r\n"
+# Words of printable ASCII, one space apart: the standard library's tree of such a value
+# prints as the value itself. "=?" would be read as an encoded word, so it is left out.
+_PLAIN_TEXT = re.compile(r"(?:[!-~]+(?: [!-~]+)*)?")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_PLAIN_SUBTYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+# Headers the standard library gives a class of its own (parsed, checked, counted): a caller's
+# value for any of them goes through it. Message-ID is one, checked here by its own pattern.
+_STRUCTURED = frozenset(HeaderRegistry().registry) - {"message-id"}
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """What ``message.message(policy=WIRE_POLICY).as_bytes()`` gives, byte for byte.
+
+    Raises ``ValueError`` where the standard library does (a header it refuses).
+    """
+    written = _plain_bytes(message)
+    if written is not None:
+        return written
+    return message.message(policy=WIRE_POLICY).as_bytes()
+
+
+def _plain_bytes(message: EmailMessage) -> bytes | None:
+    """The bytes of a one-part message whose headers need neither parsing nor folding;
+    ``None`` for any other message."""
+    if type(message) not in (EmailMessage, EmailMultiAlternatives):
+        return None
+    if message.attachments or getattr(message, "alternatives", None):
+        return None
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    subtype = message.content_subtype
+    if encoding != "utf-8" or not isinstance(message.body, str):
+        return None
+    if not isinstance(subtype, str) or not _PLAIN_SUBTYPE.fullmatch(subtype):
+        return None
+    extra = message.extra_headers
+    names = [name.lower() for name in extra if isinstance(name, str)]
+    if len(set(names)) != len(extra) or _STRUCTURED.intersection(names):
+        return None
+
+    lines = []
+
+    def add(name: str, value: str, pattern: re.Pattern) -> bool:
+        if len(name) + 2 + len(value) > _MAX_LINE or not pattern.fullmatch(value):
+            return False
+        lines.append(f"{name}: {value}" if value else f"{name}:")
+        return True
+
+    def add_addresses(name: str, values) -> bool:
+        texts = [str(value) for value in values]
+        if not texts:
+            return True
+        if not all(PLAIN_MAILBOX.fullmatch(text) for text in texts):
+            return False
+        value = ", ".join(texts)
+        return "=?" not in value and add(name, value, _PLAIN_TEXT)
+
+    subject = str(message.subject)
+    if "=?" in subject or not add("Subject", subject, _PLAIN_TEXT):
+        return None
+    if not add_addresses("From", [message.from_email]):
+        return None
+    for name, values in (("To", message.to), ("Cc", message.cc), ("Reply-To", message.reply_to)):
+        if not add_addresses(name, values):
+            return None
+    tz = get_current_timezone() if settings.EMAIL_USE_LOCALTIME else UTC
+    lines.append(f"Date: {format_datetime(datetime.now(tz))}")
+    if "message-id" not in names:
+        return None  # Django would make one with this host's name; the caller always sets it.
+    for name, value in extra.items():
+        if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(name) or "=?" in value:
+            return None
+        if name.lower() == "message-id":
+            # "<local@domain>", plain as an address is.
+            plain = PLAIN_MAILBOX.fullmatch(value[1:-1]) if value[:1] + value[-1:] == "<>" else None
+            if plain is None or plain["name"] or not add(name, value, _PLAIN_TEXT):
+                return None
+        elif not add(name, value, _PLAIN_TEXT):
+            return None
+
+    encoding_name, body = _encoded_text(message.body)
+    head = [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        f"Content-Transfer-Encoding: {encoding_name}",
+        "MIME-Version: 1.0",
+        *lines,
+    ]
+    return "\r\n".join(head).encode("ascii") + _CRLF + _CRLF + body
+
+
+def _encoded_text(text: str) -> tuple[str, bytes]:
+    """The body as ``set_content(text, charset="utf-8")`` encodes it under the SMTP policy
+    (``email.contentmanager``): 7bit or 8bit when every line fits, else the shorter of
+    quoted-printable and base64 judged on the first ten lines; with CRLF line ends."""
+    lines = text.encode("utf-8").splitlines()
+    if max((len(line) for line in lines), default=0) <= _MAX_LINE:
+        return ("7bit" if text.isascii() else "8bit"), _CRLF.join(lines) + _CRLF
+    sniff = _CRLF.join(lines[:10]) + _CRLF
+    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), _MAX_LINE)
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        per_line = _MAX_LINE // 4 * 3
+        data = _CRLF.join(lines) + _CRLF
+        encoded = b"".join(
+            binascii.b2a_base64(data[at : at + per_line]) for at in range(0, len(data), per_line)
+        )
+        return "base64", encoded.replace(b"\n", _CRLF)
+    if len(lines) <= 10:
+        encoded = sniff_qp
+    else:
+        encoded = quoprimime.body_encode(b"\n".join(lines).decode("latin-1") + "\n", _MAX_LINE)
+    return "quoted-printable", encoded.replace("\n", "\r\n").encode("ascii")
