@@ -19,20 +19,28 @@ def _entries_query(count: int) -> CompiledQuery:
     )
 
 
+# Keys looked up by one query: a message's few, or a mass mailing's in a few queries, each
+# well under the number of parameters SQLite and PostgreSQL take.
+KEYS_PER_QUERY = 500
+
+
 def blacklist_blocked(*, addresses: list[str]) -> dict[str, BlacklistEntry]:
     """Map each blocked address of ``addresses`` to the entry that blocks it.
 
-    One query for a whole message: exact addresses and ``@domain`` entries together. An exact
-    entry wins over a domain entry; a plus-address is blocked only when listed exactly.
-    Addresses are matched in their normal form (case, whitespace, IDN domains); the keys of
-    the result are the addresses as given.
+    One query per ``KEYS_PER_QUERY`` keys (a message's, or a whole mass mailing's): exact
+    addresses and ``@domain`` entries together. An exact entry wins over a domain entry; a
+    plus-address is blocked only when listed exactly. Addresses are matched in their normal
+    form (case, whitespace, IDN domains); the keys of the result are the addresses as given.
     """
     keys = {address: address_match_key(address) for address in addresses}
     if not keys:
         return {}
     wanted = sorted(set(keys.values()) | {f"@{domain_of(key)}" for key in keys.values()})
-    query = _entries_query(len(wanted))
-    entries = {entry.email: entry for entry in query.instances(query.rows(wanted))}
+    entries = {}
+    for start in range(0, len(wanted), KEYS_PER_QUERY):
+        chunk = wanted[start : start + KEYS_PER_QUERY]
+        query = _entries_query(len(chunk))
+        entries.update((entry.email, entry) for entry in query.instances(query.rows(chunk)))
     blocked = {}
     for address, key in keys.items():
         entry = entries.get(key) or entries.get(f"@{domain_of(key)}")

@@ -242,25 +242,33 @@ def _serialise(
     return raw, str(message_id).strip(), subject
 
 
+def _recipient_boxes(email_message: EmailMessage) -> dict[str, list[Mailbox]]:
+    """The parsed To, Cc and Bcc of a message whose headers are sound; ``InvalidMessage``
+    naming the value otherwise."""
+    _check_header_values(email_message)
+    return {
+        "to": _parse_list(email_message.to, field_name="To"),
+        "cc": _parse_list(email_message.cc, field_name="Cc"),
+        "bcc": _parse_list(email_message.bcc, field_name="Bcc"),
+    }
+
+
 def message_plan(
     *,
     email_message: EmailMessage,
+    boxes: dict[str, list[Mailbox]],
+    blocked: dict[str, BlacklistEntry],
     mail_settings: MailSettings,
     servers: list[SmtpServer],
     options: list[ServerOption],
     dkim_keys: dict[str, DkimKey],
 ) -> MessagePlan | None:
-    """Decide everything about one message; ``None`` when it has no recipient at all.
+    """Decide everything about one message, given its ``boxes`` (``_recipient_boxes``) and
+    the blacklist entries ``blocked`` that block any of them (by normalised address);
+    ``None`` when it has no recipient at all.
 
     Raises ``InvalidMessage`` (naming the value) or ``NoServerAvailable``; writes nothing.
-    Reads the blacklist in one query.
     """
-    _check_header_values(email_message)
-    boxes = {
-        "to": _parse_list(email_message.to, field_name="To"),
-        "cc": _parse_list(email_message.cc, field_name="Cc"),
-        "bcc": _parse_list(email_message.bcc, field_name="Bcc"),
-    }
     if not any(boxes.values()):
         return None
     sender = _sender_of(email_message)
@@ -271,9 +279,6 @@ def message_plan(
     if author_note:
         story.insert(0, str(author_note))
 
-    blocked = blacklist_blocked(
-        addresses=sorted({box.normalized for kind in boxes.values() for box in kind})
-    )
     test_box = None
     if mail_settings.test_mode and getattr(email_message, BYPASS_TEST_MODE_ATTRIBUTE, False):
         story.append(_("Test mode is on; sent to the real recipients as confirmed by the sender."))
@@ -324,7 +329,8 @@ def message_plan(
         email_message=email_message,
         route=route,
         kept=kept,
-        recipients_changed=bool(blocked) or test_box is not None,
+        recipients_changed=test_box is not None
+        or any(r.status == Recipient.Status.SUPPRESSED for r in recipients),
         test_mode=test_box is not None,
         test_notice=_test_notice(
             test_address=test_box.envelope if test_box else "", lines=original_lines
@@ -430,12 +436,25 @@ def messages_plan(
     *, email_messages: list[EmailMessage], config: RoutingConfig
 ) -> list[MessagePlan]:
     """Plan every message of a call (skipping those without recipients) with the portal's
-    ``config`` as read for this call (``routing_config()``), or raise for the first bad one
-    before anything is written."""
+    ``config`` as read for this call (``routing_config()``), or raise before anything is
+    written: for the first message with a bad header or address, else for the first that
+    cannot be routed.
+
+    The blacklist is read once for the whole call (a mass mailing's recipients in a few
+    queries), not once per message.
+    """
+    boxes_of = [_recipient_boxes(email_message) for email_message in email_messages]
+    blocked = blacklist_blocked(
+        addresses=sorted(
+            {box.normalized for boxes in boxes_of for kind in boxes.values() for box in kind}
+        )
+    )
     plans = []
-    for email_message in email_messages:
+    for email_message, boxes in zip(email_messages, boxes_of, strict=True):
         plan = message_plan(
             email_message=email_message,
+            boxes=boxes,
+            blocked=blocked,
             mail_settings=config.mail_settings,
             servers=config.servers,
             options=config.options,

@@ -36,6 +36,19 @@ def test_one_query_finds_exact_and_domain_entries_together(django_assert_num_que
     }
 
 
+def test_many_addresses_are_read_in_a_few_queries_of_bounded_size(django_assert_num_queries):
+    # 1,200 addresses and their domain: three queries of at most 500 keys; an entry in
+    # each, and a domain entry that sorts after every address.
+    addresses = [f"member{number:04}@golf.example" for number in range(1200)]
+    entries = listed("member0000@golf.example", "member0700@golf.example", "@golf.example")
+    with django_assert_num_queries(3):
+        blocked = blacklist_blocked(addresses=addresses)
+    assert blocked["member0000@golf.example"] == entries["member0000@golf.example"]
+    assert blocked["member0700@golf.example"] == entries["member0700@golf.example"]
+    assert blocked["member1199@golf.example"] == entries["@golf.example"]
+    assert len(blocked) == 1200
+
+
 def test_a_plus_address_is_blocked_only_when_listed_exactly():
     entries = listed("member@club.example", "other+news@club.example")
     blocked = blacklist_blocked(
