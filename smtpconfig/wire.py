@@ -2,21 +2,24 @@
 
 The bytes are those of Django's ``message()`` under the standard SMTP policy. Most of the
 time that takes goes into the standard library parsing every header into a tree and folding
-it back; a plain message (one text part, headers of plain ASCII that fit on their line) gives
-back exactly the text it was given. ``wire_bytes`` writes such a message directly and leaves
-every other one to the standard library; the tests hold the two to the same bytes.
+it back; a plain message (text parts only, a body and its alternatives, with headers of plain
+ASCII that fit on their line) gives back exactly the text it was given. ``wire_bytes`` writes
+such a message directly and leaves every other one to the standard library; the tests hold
+the two to the same bytes (but for the random multipart boundary).
 """
 
 import binascii
 import email.policy
+import random
 import re
+import sys
 from datetime import UTC, datetime
 from email import quoprimime
 from email.headerregistry import HeaderRegistry
 from email.utils import format_datetime
 
 from django.conf import settings
-from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.core.mail import EmailAlternative, EmailMessage, EmailMultiAlternatives
 from django.utils.timezone import get_current_timezone
 
 from smtpconfig.selection import PLAIN_MAILBOX
@@ -67,18 +70,39 @@ def wire_bytes(message: EmailMessage) -> bytes:
     return message.message(policy=WIRE_POLICY).as_bytes()
 
 
+def _text_parts(message: EmailMessage) -> list[tuple[str, str]] | None:
+    """(subtype, text) of the body and of each alternative, for a message of text parts
+    only; ``None`` for any other message."""
+    if type(message) not in (EmailMessage, EmailMultiAlternatives) or message.attachments:
+        return None
+    if (message.encoding or settings.DEFAULT_CHARSET) != "utf-8":
+        return None
+    alternatives = getattr(message, "alternatives", None) or []
+    # Without a body Django's multipart lacks its MIME-Version: a case of its own, left to it.
+    if not isinstance(message.body, str) or (alternatives and not message.body):
+        return None
+    parts = [(message.content_subtype, message.body)]
+    for alternative in alternatives:
+        if not isinstance(alternative, EmailAlternative) or not isinstance(
+            alternative.content, str
+        ):
+            return None
+        maintype, _slash, subtype = str(alternative.mimetype).partition("/")
+        if maintype != "text":
+            return None
+        parts.append((subtype, alternative.content))
+    if not all(
+        isinstance(subtype, str) and _PLAIN_SUBTYPE.fullmatch(subtype) for subtype, _text in parts
+    ):
+        return None
+    return parts
+
+
 def _plain_bytes(message: EmailMessage) -> bytes | None:
-    """The bytes of a one-part message whose headers need neither parsing nor folding;
+    """The bytes of a message of text parts whose headers need neither parsing nor folding;
     ``None`` for any other message."""
-    if type(message) not in (EmailMessage, EmailMultiAlternatives):
-        return None
-    if message.attachments or getattr(message, "alternatives", None):
-        return None
-    encoding = message.encoding or settings.DEFAULT_CHARSET
-    subtype = message.content_subtype
-    if encoding != "utf-8" or not isinstance(message.body, str):
-        return None
-    if not isinstance(subtype, str) or not _PLAIN_SUBTYPE.fullmatch(subtype):
+    parts = _text_parts(message)
+    if parts is None:
         return None
     extra = message.extra_headers
     names = [name.lower() for name in extra if isinstance(name, str)]
@@ -125,14 +149,56 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
         elif not add(name, value, _PLAIN_TEXT):
             return None
 
-    encoding_name, body = _encoded_text(message.body)
+    if len(parts) == 1:
+        subtype, text = parts[0]
+        transfer_encoding, encoded = _encoded_text(text)
+        head = [*_part_head(subtype, transfer_encoding), "MIME-Version: 1.0", *lines]
+        return "\r\n".join(head).encode("ascii") + _CRLF + _CRLF + encoded
+    # The first part is the message's own content moved into the multipart; each
+    # alternative is a message part of its own, with its own MIME-Version.
+    bodies = []
+    for number, (subtype, text) in enumerate(parts):
+        transfer_encoding, encoded = _encoded_text(text)
+        part_head = _part_head(subtype, transfer_encoding)
+        part_head += ["MIME-Version: 1.0"] if number else []
+        bodies.append("\r\n".join(part_head).encode("ascii") + _CRLF + _CRLF + encoded)
+    boundary = _boundary(bodies)
     head = [
-        f'Content-Type: text/{subtype}; charset="utf-8"',
-        f"Content-Transfer-Encoding: {encoding_name}",
         "MIME-Version: 1.0",
+        "Content-Type: multipart/alternative;",
+        f' boundary="{boundary}"',
         *lines,
     ]
-    return "\r\n".join(head).encode("ascii") + _CRLF + _CRLF + body
+    delimiter = f"--{boundary}".encode("ascii")
+    return (
+        "\r\n".join(head).encode("ascii")
+        + _CRLF
+        + _CRLF
+        + delimiter
+        + _CRLF
+        + (_CRLF + delimiter + _CRLF).join(bodies)
+        + _CRLF
+        + delimiter
+        + b"--"
+        + _CRLF
+    )
+
+
+def _part_head(subtype: str, transfer_encoding: str) -> list[str]:
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        f"Content-Transfer-Encoding: {transfer_encoding}",
+    ]
+
+
+def _boundary(bodies: list[bytes]) -> str:
+    """A random boundary of the standard library's form (``email.generator``) that no part
+    contains."""
+    digits = len(repr(sys.maxsize - 1))
+    while True:
+        boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{digits}d}" + "=="
+        if not any(boundary.encode("ascii") in body for body in bodies):
+            return boundary
 
 
 def _encoded_text(text: str) -> tuple[str, bytes]:
