@@ -50,7 +50,8 @@ WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
 _MAX_LINE = WIRE_POLICY.max_line_length
 _CRLF = b"\r\n"
 # Words of printable ASCII, one space apart: the standard library's tree of such a value
-# prints as the value itself. "=?" would be read as an encoded word, so it is left out.
+# prints as the value itself. A value holding "=?" would be read as an encoded word: every
+# caller of the pattern leaves those out.
 _PLAIN_TEXT = re.compile(r"(?:[!-~]+(?: [!-~]+)*)?")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _PLAIN_SUBTYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
@@ -108,6 +109,8 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
     names = [name.lower() for name in extra if isinstance(name, str)]
     if len(set(names)) != len(extra) or _STRUCTURED.intersection(names):
         return None
+    if "message-id" not in names:
+        return None  # Django would make one with this host's name; the caller always sets it.
 
     lines = []
 
@@ -136,8 +139,6 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
             return None
     tz = get_current_timezone() if settings.EMAIL_USE_LOCALTIME else UTC
     lines.append(f"Date: {format_datetime(datetime.now(tz))}")
-    if "message-id" not in names:
-        return None  # Django would make one with this host's name; the caller always sets it.
     for name, value in extra.items():
         if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(name) or "=?" in value:
             return None
