@@ -14,7 +14,8 @@ messages of one call in one transaction.
 import copy
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from email.utils import formataddr, getaddresses, make_msgid
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -109,6 +110,15 @@ def _check_header_values(email_message: EmailMessage) -> None:
         if any(mark in name for mark in "\r\n:") or not name.strip():
             raise InvalidMessage(
                 _("%(header)r is not a valid header name.") % {"header": name}, value=name
+            )
+        if isinstance(value, (int, float, Decimal, date, time)) and not (
+            isinstance(value, datetime) and name.lower() == "date"
+        ):
+            # Python's email package fails on them with a TypeError or an AttributeError.
+            raise InvalidMessage(
+                _("The %(header)s header's value %(value)r is not text; give it as a string.")
+                % {"header": name, "value": value},
+                value=str(value),
             )
         text = str(value)
         if any(mark in text for mark in "\r\n"):

@@ -1,5 +1,7 @@
 """The routing backend through Django's public mail API into real SMTP sinks."""
 
+from datetime import UTC, date, datetime
+
 import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, send_mail, send_mass_mail
@@ -180,6 +182,15 @@ def test_unreachable_server_fails_every_message_of_the_call(make_server, direct)
     assert set(OutgoingMessage.objects.values_list("status", flat=True)) == {"failed"}
 
 
+def test_a_date_header_may_be_given_as_a_datetime(servers, direct, club_sink):
+    when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+    message = EmailMessage(
+        "Hi", "Body", "info@club.example", ["ok@golf.example"], headers={"Date": when}
+    )
+    assert mail.mailers.default.send_messages([message]) == 1
+    assert b"Date: Fri, 27 Nov 2026 08:30:00 +0000\r\n" in club_sink.received[0].content
+
+
 def test_no_usable_server_raises_and_records_nothing(make_server, direct):
     make_server(name="Off", is_default=True, is_active=False)
     with pytest.raises(NoServerAvailable):
@@ -195,6 +206,9 @@ def test_no_usable_server_raises_and_records_nothing(make_server, direct):
         ({"to": ["ok@golf.example"], "from_email": "bad@@sender"}, "bad@@sender"),
         ({"headers": {"X-Note": "a\r\nb"}}, "a\\r\\nb"),
         ({"headers": {"X-Bad: y": "b"}}, "X-Bad: y"),
+        # Python's email package would fail on these with a bare TypeError.
+        ({"headers": {"X-Priority": 1}}, "X-Priority header's value 1 is not text"),
+        ({"headers": {"Date": date(2026, 11, 27)}}, "datetime.date(2026, 11, 27)"),
     ],
 )
 def test_bad_input_is_named_and_nothing_is_recorded_or_sent(
