@@ -907,10 +907,12 @@ def server_send_batch(
             )
             if not _all_accepted(result) and (
                 _server_outcome(result) is not None
-                or (result.outcome != Outcome.ACCEPTED and result.code is None)
+                or (result.outcome != Outcome.ACCEPTED and not connection.is_open)
             ):
-                # The server paused, or the session died (a disconnect, a timeout): the rest
-                # goes back to the queue untried, for a later pass.
+                # The server paused, or the session died (a disconnect, a timeout, a service
+                # that does not answer): the rest goes back to the queue untried, for a later
+                # pass. A message the server cannot take (a refusal, an address it cannot
+                # be given) fails alone, and the session goes on.
                 completed = False
                 break
     finally:

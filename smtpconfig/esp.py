@@ -388,7 +388,13 @@ class EspConnection:
         except AnymailRecipientsRefused:
             return send_result_from_status(status=message.anymail_status, recipients=recipients)
         except AnymailAPIError as error:
-            return _api_error_result(error)
+            result = _api_error_result(error)
+            if result.code is None:
+                # No answer at all: the service could not be reached. Like a dropped SMTP
+                # session, the connection is closed, so the batch stops here and the rest
+                # waits for the next pass instead of each trying in vain.
+                self.close()
+            return result
         except AnymailConfigurationError as error:
             return EspSendResult(Outcome.CREDENTIALS, None, str(error))
         except (

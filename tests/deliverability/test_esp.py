@@ -20,6 +20,7 @@ from django.core.mail import EmailMultiAlternatives
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smtpconfig.delivery import outbox_drain
 from smtpconfig.esp import (
     ESP_SERVICES,
     EspConnection,
@@ -29,8 +30,10 @@ from smtpconfig.esp import (
     send_result_from_status,
 )
 from smtpconfig.exceptions import InvalidMessage
+from smtpconfig.models import OutgoingMessage
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed, SendResult
+from tests.queue.factory import queued_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -310,6 +313,39 @@ def test_network_error_is_temporary(monkeypatch, make_server):
     result = send(esp_server(make_server, "postmark", {"server_token": "pm-token"}))
     assert result.outcome == Outcome.TEMPORARY
     assert result.code is None
+
+
+def test_a_service_that_does_not_answer_closes_the_connection_one_that_answers_does_not(
+    monkeypatch, make_server
+):
+    busy = (503, {"message": "Service temporarily unavailable"})
+    ok = (200, {"id": "<x@mg.club.test>", "message": "Queued. Thank you."})
+    CannedHttp(monkeypatch, busy, requests.ConnectionError("connection reset"), ok)
+    connection = EspConnection(esp_server(make_server, "mailgun", {"api_key": "k"}))
+    connection.open()
+
+    def one():
+        return connection.send(
+            envelope_from="office@club.test", recipients=["member@example.test"], raw=raw_message()
+        )
+
+    assert (one().code, connection.is_open) == (503, True)
+    assert (one().code, connection.is_open) == (None, False)
+    connection.open()  # as the next pass does
+    assert one().outcome == Outcome.ACCEPTED
+    connection.close()
+
+
+def test_a_drain_stops_where_the_service_stops_answering(monkeypatch, make_server):
+    ok = (200, {"id": "<x@mg.club.test>", "message": "Queued. Thank you."})
+    http = CannedHttp(monkeypatch, ok, requests.ConnectionError("connection reset"), ok, ok)
+    server = esp_server(make_server, "mailgun", {"api_key": "k"})
+    messages = queued_messages(server=server, count=4)
+    report = outbox_drain()
+    assert (report.sent, report.deferred, report.requeued) == (1, 1, 2)
+    assert len(http.requests) == 2  # the rest was not tried in vain
+    statuses = [OutgoingMessage.objects.get(pk=m.pk).status for m in messages]
+    assert statuses == ["sent", "deferred", "queued", "queued"]
 
 
 def test_one_connection_sends_several_messages(monkeypatch, make_server):
