@@ -34,8 +34,8 @@ _NON_ASCII_LOCAL_PART = "local-part contains non-ASCII characters)"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # A plain address: "local@domain", or "Display Name <local@domain>" with a display name of
 # plain words, all ASCII. The standard library's parser reads it as this pattern does (the
-# tests hold the two together), at a fraction of the cost; "=?" would start an encoded word,
-# so a text holding it is never plain.
+# tests hold the two together), at a fraction of the cost. "=?" would start an encoded
+# word: callers take a text holding it through the parser whatever the pattern says.
 PLAIN_MAILBOX = re.compile(
     rf"(?:(?P<name>{_ATOM}(?: {_ATOM})*) <)?"
     rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
