@@ -35,8 +35,9 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # A plain address: "local@domain", or "Display Name <local@domain>" with a display name of
 # plain words, all ASCII. The standard library's parser reads it as this pattern does (the
 # tests hold the two together), at a fraction of the cost. "=?" would start an encoded
-# word: callers take a text holding it through the parser whatever the pattern says.
+# word, so no text holding it is plain.
 PLAIN_MAILBOX = re.compile(
+    r"(?!.*=\?)"
     rf"(?:(?P<name>{_ATOM}(?: {_ATOM})*) <)?"
     rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
     r"(?(name)>)"
@@ -77,8 +78,8 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
         value=text,
     )
     plain = PLAIN_MAILBOX.fullmatch(text)
-    if plain is not None and "=?" not in text:
-        display_name, local_part, domain = plain["name"], plain["local"], plain["domain"]
+    if plain is not None:
+        display_name, local_part, domain = plain["name"] or "", plain["local"], plain["domain"]
     else:
         display_name, local_part, domain = _mailbox_parts(text, invalid=invalid)
     if not local_part.isascii():
@@ -98,7 +99,7 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
     envelope = f"{local_part}@{domain_of(normalized)}"
     return Mailbox(
         header=text.strip(),
-        display_name=display_name or "",
+        display_name=display_name,
         normalized=normalized,
         envelope=envelope,
     )

@@ -50,9 +50,9 @@ WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
 _MAX_LINE = WIRE_POLICY.max_line_length
 _CRLF = b"\r\n"
 # Words of printable ASCII, one space apart: the standard library's tree of such a value
-# prints as the value itself. A value holding "=?" would be read as an encoded word: every
-# caller of the pattern leaves those out.
-_PLAIN_TEXT = re.compile(r"(?:[!-~]+(?: [!-~]+)*)?")
+# prints as the value itself. "=?" would be read as an encoded word, so no value holding it
+# is plain.
+_PLAIN_TEXT = re.compile(r"(?!.*=\?)(?:[!-~]+(?: [!-~]+)*)?")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _PLAIN_SUBTYPE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 # Headers the standard library gives a class of its own (parsed, checked, counted): a caller's
@@ -126,11 +126,9 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
             return True
         if not all(PLAIN_MAILBOX.fullmatch(text) for text in texts):
             return False
-        value = ", ".join(texts)
-        return "=?" not in value and add(name, value, _PLAIN_TEXT)
+        return add(name, ", ".join(texts), _PLAIN_TEXT)
 
-    subject = str(message.subject)
-    if "=?" in subject or not add("Subject", subject, _PLAIN_TEXT):
+    if not add("Subject", str(message.subject), _PLAIN_TEXT):
         return None
     if not add_addresses("From", [message.from_email]):
         return None
@@ -140,7 +138,7 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
     tz = get_current_timezone() if settings.EMAIL_USE_LOCALTIME else UTC
     lines.append(f"Date: {format_datetime(datetime.now(tz))}")
     for name, value in extra.items():
-        if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(name) or "=?" in value:
+        if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(name):
             return None
         if name.lower() == "message-id":
             # "<local@domain>", plain as an address is.
