@@ -5,7 +5,6 @@ passing test means the queue can connect too. A test mail is sent straight throu
 transport: it is a diagnostic, not a club message, and never enters the outbox.
 """
 
-import email.policy
 import enum
 import smtplib
 import socket
@@ -21,6 +20,7 @@ from smtpconfig.models import SmtpServer
 from smtpconfig.oauth import CredentialsRejected, oauth_mailbox_for, oauth_uses_xoauth2
 from smtpconfig.replies import Outcome
 from smtpconfig.transport import ConnectionFailed
+from smtpconfig.wire import wire_bytes
 
 
 class Failure(enum.StrEnum):
@@ -293,7 +293,7 @@ def diagnostic_mail_build(*, server: SmtpServer, recipient: str) -> bytes:
         reply_to=[server.reply_to] if server.reply_to else [],
         headers={"Message-ID": make_msgid(domain=domain)},
     )
-    return message.message(policy=email.policy.SMTP).as_bytes()
+    return wire_bytes(message)
 
 
 def server_test_mail_send(*, server: SmtpServer, recipient: str) -> DiagnosticReport:
