@@ -43,7 +43,8 @@ def test_the_committed_mo_file_holds_every_translation_of_the_po_file(language):
             assert catalog.gettext(entry.msgid) == entry.msgstr[0], entry.msgid
 
 
-# What `make messages` leaves out of the catalogues (Makefile).
+# What `make messages` leaves out of the catalogues (Makefile), and what else need not be
+# copied: makemessages reads every file of the copy.
 _NOT_SCANNED = {".venv", ".git", "var", "tests", "bench", "test-artifacts", "node_modules"}
 
 
@@ -58,9 +59,8 @@ def test_every_translatable_text_of_the_code_is_in_the_catalogues(tmp_path):
     shutil.copytree(
         settings.BASE_DIR, copy, ignore=lambda _folder, names: _NOT_SCANNED.intersection(names)
     )
-    ignored = [f"--ignore={name}" for name in sorted(_NOT_SCANNED)]
     subprocess.run(
-        [sys.executable, "manage.py", "makemessages", "-l", "fr", "-l", "de", *ignored],
+        [sys.executable, "manage.py", "makemessages", "-l", "fr", "-l", "de"],
         cwd=copy,
         env={**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "mailadmin.settings"},
         capture_output=True,
