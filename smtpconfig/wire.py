@@ -114,8 +114,8 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
 
     lines = []
 
-    def add(name: str, value: str, pattern: re.Pattern) -> bool:
-        if len(name) + 2 + len(value) > _MAX_LINE or not pattern.fullmatch(value):
+    def add(name: str, value: str) -> bool:
+        if len(name) + 2 + len(value) > _MAX_LINE or not _PLAIN_TEXT.fullmatch(value):
             return False
         lines.append(f"{name}: {value}" if value else f"{name}:")
         return True
@@ -126,9 +126,9 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
             return True
         if not all(PLAIN_MAILBOX.fullmatch(text) for text in texts):
             return False
-        return add(name, ", ".join(texts), _PLAIN_TEXT)
+        return add(name, ", ".join(texts))
 
-    if not add("Subject", str(message.subject), _PLAIN_TEXT):
+    if not add("Subject", str(message.subject)):
         return None
     if not add_addresses("From", [message.from_email]):
         return None
@@ -143,9 +143,9 @@ def _plain_bytes(message: EmailMessage) -> bytes | None:
         if name.lower() == "message-id":
             # "<local@domain>", plain as an address is.
             plain = PLAIN_MAILBOX.fullmatch(value[1:-1]) if value[:1] + value[-1:] == "<>" else None
-            if plain is None or plain["name"] or not add(name, value, _PLAIN_TEXT):
+            if plain is None or plain["name"] or not add(name, value):
                 return None
-        elif not add(name, value, _PLAIN_TEXT):
+        elif not add(name, value):
             return None
 
     if len(parts) == 1:
