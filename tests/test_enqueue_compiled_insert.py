@@ -1,0 +1,180 @@
+"""core.inserts: rows written by a composed INSERT read back as bulk_create's rows do."""
+
+import contextlib
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.inserts import CompiledInsert
+from smtpconfig.models import MessageEvent, OutgoingMessage, SmtpServer
+
+pytestmark = pytest.mark.django_db
+
+MESSAGE_FIELDS = [
+    "server_id",
+    "status",
+    "message_id",
+    "subject",
+    "raw",
+    "test_mode",
+    "attempts",
+    "lease_expires_at",
+    "created_by_id",
+]
+MESSAGE_ROWS = CompiledInsert(OutgoingMessage, MESSAGE_FIELDS)
+# Text a database keeps as it is given (PostgreSQL refuses NUL in text, through either path).
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30)
+
+
+def _stored(keys: list[int]) -> list[dict]:
+    rows = OutgoingMessage.objects.filter(pk__in=keys).order_by("pk").values()
+    return [
+        {
+            name: bytes(value) if isinstance(value, memoryview) else value
+            for name, value in row.items()
+            if name not in {"id", "created_at", "updated_at"}
+        }
+        for row in rows
+    ]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([*OutgoingMessage.Status, *OutgoingMessage.Status.values]),
+            TEXT,
+            st.one_of(TEXT, st.just(gettext_lazy("Queued for delivery."))),
+            st.binary(max_size=300),
+            st.booleans(),
+            st.integers(min_value=0, max_value=2**31 - 1),
+            st.none()
+            | st.datetimes(
+                min_value=datetime(2000, 1, 1),
+                max_value=datetime(2100, 1, 1),
+                timezones=st.just(UTC),
+            ),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_rows_read_back_as_bulk_created_rows_do(make_server, rows):
+    server = make_server()
+    user = get_user_model().objects.get_or_create(username="office")[0]
+    rows = [
+        (
+            server.pk,
+            status,
+            message_id,
+            subject,
+            raw,
+            test_mode,
+            attempts,
+            lease,
+            user.pk if by else None,
+        )
+        for status, message_id, subject, raw, test_mode, attempts, lease, by in rows
+    ]
+    keys = MESSAGE_ROWS.insert(rows)
+    created = OutgoingMessage.objects.bulk_create(
+        OutgoingMessage(**dict(zip(MESSAGE_FIELDS, row, strict=True))) for row in rows
+    )
+    assert _stored(keys) == _stored([message.pk for message in created])
+    assert [row["subject"] for row in _stored(keys)] == [str(row[3]) for row in rows]
+    OutgoingMessage.objects.all().delete()
+
+
+def test_keys_come_back_in_the_rows_order_across_statements(make_server):
+    server = make_server()
+    rows = [
+        (server.pk, "queued", f"<{n}@club.example>", f"Number {n}", b"", False, 0, None, None)
+        for n in range(3_000)
+    ]
+    with contextlib.ExitStack() as stack:
+        if connection.vendor == "sqlite":
+            # A build of SQLite may take as few as 999 parameters a statement.
+            limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+            stack.callback(
+                connection.connection.setlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit
+            )
+        queries = stack.enter_context(CaptureQueriesContext(connection))
+        keys = MESSAGE_ROWS.insert(rows)
+    columns = len(OutgoingMessage._meta.concrete_fields) - 1  # all but the key
+    per_statement = 999 // columns
+    assert len(queries) == (1 if connection.vendor == "postgresql" else -(-3_000 // per_statement))
+    subjects = dict(OutgoingMessage.objects.values_list("pk", "subject"))
+    assert [subjects[key] for key in keys] == [f"Number {n}" for n in range(3_000)]
+
+
+def test_fields_not_given_get_their_default_and_one_instant(make_server):
+    server = make_server()
+    before = timezone.now()
+    (key,) = MESSAGE_ROWS.insert([(server.pk, "queued", "<1@c>", "Hi", b"x", False, 0, None, None)])
+    message = OutgoingMessage.objects.get(pk=key)
+    assert before <= message.created_at == message.updated_at <= timezone.now()
+    assert (message.claimed_by, message.last_error, message.sent_at) == ("", "", None)
+    assert message.original_from == "" and message.next_attempt_at is None
+
+
+def test_a_field_class_of_its_own_prepares_its_values():
+    # The password is encrypted by its field on the way in, as with the ORM.
+    servers = CompiledInsert(SmtpServer, ["name", "sender_email", "host", "username", "password"])
+    (key,) = servers.insert([("Club", "office@club.example", "127.0.0.1", "u", "s3cret")])
+    assert str(SmtpServer.objects.get(pk=key).password) == "s3cret"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT password FROM smtpconfig_smtpserver WHERE id = %s", [key])
+        assert "s3cret" not in str(cursor.fetchone()[0])
+
+
+def test_a_callable_default_is_called_for_each_row(django_user_model):
+    user = django_user_model.objects.create_user("office")
+    devices = CompiledInsert(TOTPDevice, ["user_id", "name"])
+    devices.insert([(user.pk, "phone"), (user.pk, "tablet")], returning=False)
+    keys = set(TOTPDevice.objects.values_list("key", flat=True))
+    assert len(keys) == 2 and all(len(key) == 40 for key in keys)
+
+
+def test_without_returning_the_rows_are_written_and_nothing_is_read(make_server):
+    (key,) = MESSAGE_ROWS.insert(
+        [(make_server().pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)]
+    )
+    events = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
+    assert (
+        events.insert([(key, "recorded", "a", None), (key, "note", "b", None)], returning=False)
+        is None
+    )
+    assert list(MessageEvent.objects.order_by("pk").values_list("kind", "detail")) == [
+        ("recorded", "a"),
+        ("note", "b"),
+    ]
+    assert MESSAGE_ROWS.insert([]) == [] and events.insert([], returning=False) is None
+
+
+def test_a_row_the_database_refuses_fails_the_statement_and_writes_none_of_it(make_server):
+    server = make_server()
+    rows = [
+        (server.pk, "queued", "<1@c>", "Fine", b"", False, 0, None, None),
+        (server.pk, "queued", None, "No Message-ID", b"", False, 0, None, None),
+    ]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MESSAGE_ROWS.insert(rows)
+    assert not OutgoingMessage.objects.exists()
+
+
+def test_fields_are_named_by_attribute():
+    with pytest.raises(ValueError, match="server_id"):
+        CompiledInsert(OutgoingMessage, ["server", "subject"])
