@@ -75,11 +75,14 @@ class EmailBackend(BaseEmailBackend):
         config = routing_config()
         mail_settings = config.mail_settings
         plans = messages_plan(email_messages=email_messages, config=config)
-        records = messages_record(plans=plans, delivery=mail_settings.delivery)
-        handed_on = [m for m in records if m.status != OutgoingMessage.Status.SUPPRESSED]
+        keys = messages_record(plans=plans, delivery=mail_settings.delivery)
+        handed_on = [key for key, plan in zip(keys, plans, strict=True) if not plan.is_suppressed]
         if mail_settings.delivery != MailSettings.Delivery.DIRECT:
             return len(handed_on)
-        failed = messages_deliver_direct(messages=handed_on, connections=self._connections)
+        messages = OutgoingMessage.objects.filter(pk__in=handed_on).select_related("server")
+        failed = messages_deliver_direct(
+            messages=list(messages.order_by("pk")), connections=self._connections
+        )
         if failed and not self.fail_silently:
             raise DeliveryFailed(
                 _("Sending failed for %(count)d of %(total)d message(s): %(details)s")

@@ -73,7 +73,8 @@ def test_direct_mail_is_leased_so_the_queue_takes_it_only_if_the_sender_died(ser
         email_messages=[EmailMessage("Hi", "Body", "info@club.example", ["a@golf.example"])],
         config=routing_config(),
     )
-    (message,) = messages_record(plans=plans, delivery=MailSettings.Delivery.DIRECT)
+    (key,) = messages_record(plans=plans, delivery=MailSettings.Delivery.DIRECT)
+    message = OutgoingMessage.objects.get(pk=key)
     assert message.status == OutgoingMessage.Status.SENDING and message.claimed_by
 
     outbox_drain()
