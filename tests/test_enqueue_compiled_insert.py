@@ -133,11 +133,15 @@ def test_fields_not_given_get_their_default_and_one_instant(make_server):
 def test_a_field_class_of_its_own_prepares_its_values():
     # The password is encrypted by its field on the way in, as with the ORM.
     servers = CompiledInsert(SmtpServer, ["name", "sender_email", "host", "username", "password"])
-    (key,) = servers.insert([("Club", "office@club.example", "127.0.0.1", "u", "s3cret")])
-    assert str(SmtpServer.objects.get(pk=key).password) == "s3cret"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT password FROM smtpconfig_smtpserver WHERE id = %s", [key])
-        assert "s3cret" not in str(cursor.fetchone()[0])
+    for rows in (
+        [("Club", "office@club.example", "127.0.0.1", "u", "s3cret")],
+        [(f"Club {n}", "office@club.example", "127.0.0.1", "u", "s3cret") for n in range(2)],
+    ):
+        for key in servers.insert(rows):
+            assert str(SmtpServer.objects.get(pk=key).password) == "s3cret"
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT password FROM smtpconfig_smtpserver WHERE id = %s", [key])
+                assert "s3cret" not in str(cursor.fetchone()[0])
 
 
 def test_a_callable_default_is_called_for_each_row(django_user_model):
