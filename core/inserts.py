@@ -69,14 +69,19 @@ class CompiledInsert:
         ]
         self.plain = [_plain_type(field) for field in self.given]
 
-    def _prepared(self, rows: Sequence[Sequence], connection) -> list[tuple]:
+    def _prepared(self, rows: Sequence[Sequence], connection) -> list[list]:
         now = timezone.now()
-        defaults = [
-            (field, now if _is_auto_time(field) else field.get_default())
-            for field in self.rest
-            if _is_auto_time(field) or not callable(field.default)
+        # The fields not given take the same value in every row, but for a callable
+        # default, called for each row.
+        called = [
+            index
+            for index, field in enumerate(self.rest)
+            if callable(field.default) and not _is_auto_time(field)
         ]
-        constant = {field: field.get_db_prep_save(value, connection) for field, value in defaults}
+        rest = [
+            field.get_db_prep_save(now if _is_auto_time(field) else field.get_default(), connection)
+            for field in self.rest
+        ]
         steps = list(zip(self.given, self.plain, strict=True))
         prepared = []
         for row in rows:
@@ -86,12 +91,10 @@ class CompiledInsert:
                 else field.get_db_prep_save(value, connection)
                 for (field, plain), value in zip(steps, row, strict=True)
             ]
-            values += [
-                constant[field]
-                if field in constant
-                else field.get_db_prep_save(field.get_default(), connection)
-                for field in self.rest
-            ]
+            values += rest
+            for index in called:
+                field = self.rest[index]
+                values[len(steps) + index] = field.get_db_prep_save(field.get_default(), connection)
             prepared.append(values)
         return prepared
 
