@@ -40,12 +40,9 @@ def normalize_address(value: str) -> str:
     shown = (value or "").strip()
     if not shown:
         raise ValidationError(_("The e-mail address is empty."), code="empty")
-    invalid = ValidationError(
-        _("“%(value)s” is not a valid e-mail address."), code="invalid", params={"value": shown}
-    )
     local, at, domain = shown.lower().rpartition("@")
     if not at or not domain:
-        raise invalid
+        raise _not_an_address(shown)
     try:
         ascii_domain = punycode(domain)
     except UnicodeError:
@@ -57,13 +54,19 @@ def normalize_address(value: str) -> str:
     if any(
         unicodedata.category(char)[0] not in WORD_CATEGORIES for char in local if not char.isascii()
     ):
-        raise invalid
+        raise _not_an_address(shown)
     stand_in = "".join(char if char.isascii() else "x" for char in local) or "postmaster"
     try:
         validate_email(f"{stand_in}@{ascii_domain}")
     except ValidationError:
-        raise invalid from None
+        raise _not_an_address(shown) from None
     return f"{local}@{ascii_domain}"
+
+
+def _not_an_address(shown: str) -> ValidationError:
+    return ValidationError(
+        _("“%(value)s” is not a valid e-mail address."), code="invalid", params={"value": shown}
+    )
 
 
 def domain_of(address: str) -> str:

@@ -72,16 +72,15 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
             % {"field": field, "value": text},
             value=text,
         )
-    invalid = InvalidMessage(
-        _("The %(field)s address %(value)r is not a valid e-mail address.")
-        % {"field": field, "value": text},
-        value=text,
-    )
     plain = PLAIN_MAILBOX.fullmatch(text)
-    if plain is not None:
-        display_name, local_part, domain = plain["name"] or "", plain["local"], plain["domain"]
-    else:
-        display_name, local_part, domain = _mailbox_parts(text, invalid=invalid)
+    parts = (
+        (plain["name"] or "", plain["local"], plain["domain"])
+        if plain is not None
+        else _mailbox_parts(text)
+    )
+    if parts is None:
+        raise _not_an_address(field=field, text=text)
+    display_name, local_part, domain = parts
     if not local_part.isascii():
         raise InvalidMessage(
             _(
@@ -94,7 +93,7 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
     try:
         normalized = normalize_address(f"{local_part}@{domain}")
     except ValidationError:
-        raise invalid from None
+        raise _not_an_address(field=field, text=text) from None
     # The local part as written (some servers tell case apart), the domain as normalised.
     envelope = f"{local_part}@{domain_of(normalized)}"
     return Mailbox(
@@ -105,20 +104,29 @@ def mailbox_parse(value: str, *, field: str) -> Mailbox:
     )
 
 
-def _mailbox_parts(text: str, *, invalid: InvalidMessage) -> tuple[str, str, str]:
-    """(display name, local part, domain) as the standard library's parser reads them."""
+def _not_an_address(*, field: str, text: str) -> InvalidMessage:
+    return InvalidMessage(
+        _("The %(field)s address %(value)r is not a valid e-mail address.")
+        % {"field": field, "value": text},
+        value=text,
+    )
+
+
+def _mailbox_parts(text: str) -> tuple[str, str, str] | None:
+    """(display name, local part, domain) as the standard library's parser reads them;
+    ``None`` when it does not read one whole address."""
     try:
         parsed = AddressHeader.value_parser(text)
     except (HeaderParseError, IndexError):
-        raise invalid from None
+        return None
     defects = [str(defect) for defect in parsed.all_defects]
     if [defect for defect in defects if defect != _NON_ASCII_LOCAL_PART]:
-        raise invalid
+        return None
     if len(parsed.all_mailboxes) != 1:
-        raise invalid
+        return None
     mailbox = parsed.all_mailboxes[0]
     if not mailbox.domain or not mailbox.local_part:
-        raise invalid
+        return None
     return mailbox.display_name or "", mailbox.local_part, mailbox.domain
 
 
