@@ -120,7 +120,7 @@ class CompiledInsert:
             return self._unnest(connection, head, tail, columns, prepared)
         with connection.cursor() as cursor:
             row_sql = "({})".format(", ".join(["%s"] * len(columns)))
-            if not returning:
+            if not returning and len(prepared) > 1:
                 cursor.executemany(f"{head} VALUES {row_sql}", prepared)
                 return None
             keys = []
@@ -132,8 +132,9 @@ class CompiledInsert:
                     f"{head} VALUES {', '.join([row_sql] * len(chunk))}{tail}",
                     [value for row in chunk for value in row],
                 )
-                keys += [key for (key,) in cursor.fetchall()]
-            return keys
+                if returning:
+                    keys += [key for (key,) in cursor.fetchall()]
+            return keys if returning else None
 
     @staticmethod
     def _unnest(connection, head: str, tail: str, columns: list, prepared: list):
