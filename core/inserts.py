@@ -11,8 +11,8 @@ boolean field and ``None`` go to the driver unchanged, as those fields would giv
 
 It writes what ``bulk_create`` writes: each field not given gets its default, and now for
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
-in the rows' order, read the way ``bulk_create`` reads them (``RETURNING`` after a
-multi-row ``VALUES``; on PostgreSQL, after ``UNNEST`` for more than one row).
+in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, after
+``UNNEST`` for more than one row, as ``bulk_create`` does).
 """
 
 from collections.abc import Sequence
@@ -133,7 +133,9 @@ class CompiledInsert:
                     [value for row in chunk for value in row],
                 )
                 if returning:
-                    keys += [key for (key,) in cursor.fetchall()]
+                    # SQLite gives RETURNING rows "in an arbitrary order"; the keys it
+                    # gives the rows of one statement increase in the rows' order.
+                    keys += sorted(key for (key,) in cursor.fetchall())
             return keys if returning else None
 
     @staticmethod
