@@ -7,7 +7,8 @@ nearly every value here is a string or a number the database driver takes as it 
 it: every value of a field class Django does not ship (an encrypted field, say) and every
 value of another type than the field's own (a ``datetime``, ``bytes``, a lazy string…).
 A ``str`` for a text field, an ``int`` for an integer field or a key, a ``bool`` for a
-boolean field and ``None`` go to the driver unchanged, as those fields would give them.
+boolean field, and ``None`` for any of them, go to the driver unchanged, as those fields
+would give them.
 
 It writes what ``bulk_create`` writes: each field not given gets its default, and now for
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
@@ -87,7 +88,7 @@ class CompiledInsert:
         for row in rows:
             values = [
                 value
-                if value is None or type(value) is plain
+                if plain is not None and (value is None or type(value) is plain)
                 else field.get_db_prep_save(value, connection)
                 for (field, plain), value in zip(steps, row, strict=True)
             ]
@@ -150,6 +151,7 @@ class CompiledInsert:
             "%b::{}[]".format(field.db_type(connection).split("(")[0]) for field in columns
         )
         connection.ensure_connection()
+        connection.validate_thread_sharing()
         inner = ServerBindingCursor(connection.connection)
         wrapped = (
             connection.make_debug_cursor(inner)

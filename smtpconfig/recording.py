@@ -403,8 +403,9 @@ def messages_record(
     queue leaves them alone while the caller sends them, and takes them over should this
     process die before recording the result.
 
-    A mass mailing is three INSERTs (on SQLite, the messages' one per 1,400 or so), written
-    without making model instances (``core.inserts``).
+    One INSERT per table, whatever the number of messages (more only past the number of
+    values the database takes in one statement), without making model instances
+    (``core.inserts``).
     """
     now = now or timezone.now()
     direct = delivery == MailSettings.Delivery.DIRECT
