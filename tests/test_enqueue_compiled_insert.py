@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, NotSupportedError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -182,3 +182,15 @@ def test_a_row_the_database_refuses_fails_the_statement_and_writes_none_of_it(ma
 def test_fields_are_named_by_attribute():
     with pytest.raises(ValueError, match="server_id"):
         CompiledInsert(OutgoingMessage, ["server", "subject"])
+
+
+def test_a_database_that_returns_no_keys_is_refused_before_writing(make_server, monkeypatch):
+    server = make_server()
+    row = (server.pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)
+    monkeypatch.setattr(connection.features, "can_return_rows_from_bulk_insert", False)
+    with pytest.raises(NotSupportedError, match="returns no keys"):
+        MESSAGE_ROWS.insert([row])
+    assert not OutgoingMessage.objects.exists()
+    # Without keys asked for, it writes as any database does.
+    assert MESSAGE_ROWS.insert([row, row], returning=False) is None
+    assert OutgoingMessage.objects.count() == 2
