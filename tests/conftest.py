@@ -120,3 +120,15 @@ def browser():
     """Chromium for one test (tests/browser keeps one for its whole module)."""
     with chromium_launched() as launched:
         yield launched
+
+
+@pytest.fixture
+def broker():
+    """The test run's task broker (django-q2's ORM broker, or Redis when REDIS_URL is set),
+    empty before and after the test."""
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.mail import send_mail
 from django.utils import timezone
-from django_q.brokers import Broker, get_broker
+from django_q.brokers import Broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
@@ -20,14 +20,6 @@ from smtpconfig.tasks import DRAIN_TASK
 from smtpconfig.wakeups import _broker, task_request
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker():
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
 
 
 def request() -> bool:

@@ -8,7 +8,6 @@ refusal (a trigger).
 """
 
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -24,6 +23,7 @@ from smtpconfig.replies import Outcome
 from smtpconfig.transport import MessageWithheld, SmtpConnection
 from tests.queue.factory import DOTTED_RAW as RAW
 from tests.queue.factory import queued_messages
+from tests.refusals import database_refuses
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,36 +116,14 @@ def test_a_service_is_not_called_when_before_data_fails(make_server):
     assert calls == [1] and len(mail.outbox) == 1
 
 
-@contextmanager
 def record_refused_for(message):
     """The database refuses to mark ``message`` sent, as a full disk or a lost server would."""
-    table = OutgoingMessage._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute(
-                f"CREATE TRIGGER refuse_record BEFORE UPDATE OF status ON {table} "
-                f"WHEN NEW.id = {message.pk} AND NEW.status = 'sent' "
-                "BEGIN SELECT RAISE(ABORT, 'record refused'); END"
-            )
-        else:
-            cursor.execute(
-                "CREATE FUNCTION refuse_record() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION 'record refused'; END $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER refuse_record BEFORE UPDATE OF status ON {table} "
-                f"FOR EACH ROW WHEN (NEW.id = {message.pk} AND NEW.status = 'sent') "
-                "EXECUTE FUNCTION refuse_record()"
-            )
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":
-                cursor.execute("DROP TRIGGER refuse_record")
-            else:
-                cursor.execute(f"DROP TRIGGER refuse_record ON {table}")
-                cursor.execute("DROP FUNCTION refuse_record()")
+    return database_refuses(
+        table=OutgoingMessage._meta.db_table,
+        operation="UPDATE OF status",
+        when=f"NEW.id = {message.pk} AND NEW.status = 'sent'",
+        message="record refused",
+    )
 
 
 def test_a_failed_record_stops_the_batch_before_the_next_message_ends(sink, make_server):

@@ -5,53 +5,20 @@ The rows are written by composed statements (``core.inserts``); these tests comm
 written, so the messages and recipients before it were already inserted).
 """
 
-from contextlib import contextmanager
-
 import pytest
 from django.core.mail import send_mail, send_mass_mail
-from django.db import DatabaseError, connection
-from django_q.brokers import get_broker
+from django.db import DatabaseError
 
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient
+from tests.refusals import database_refuses
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def broker():
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
-
-
-@contextmanager
 def events_refused():
-    table = MessageEvent._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute(
-                f"CREATE TRIGGER refuse_event BEFORE INSERT ON {table} "
-                "BEGIN SELECT RAISE(ABORT, 'event refused'); END"
-            )
-        else:
-            cursor.execute(
-                "CREATE FUNCTION refuse_event() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION 'event refused'; END $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER refuse_event BEFORE INSERT ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_event()"
-            )
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":
-                cursor.execute("DROP TRIGGER refuse_event")
-            else:
-                cursor.execute(f"DROP TRIGGER refuse_event ON {table}")
-                cursor.execute("DROP FUNCTION refuse_event()")
+    return database_refuses(
+        table=MessageEvent._meta.db_table, operation="INSERT", message="event refused"
+    )
 
 
 def one_message() -> int:
