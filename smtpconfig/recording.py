@@ -96,6 +96,10 @@ class MessagePlan:
     def is_suppressed(self) -> bool:
         return all(r.status == Recipient.Status.SUPPRESSED for r in self.recipients)
 
+    @property
+    def author_id(self) -> int | None:
+        return self.author.pk if self.author is not None else None
+
 
 def _header(email_message: EmailMessage, name: str):
     for key, value in email_message.extra_headers.items():
@@ -442,7 +446,7 @@ def messages_record(
                 plan.test_mode,
                 claimed_by,
                 lease_expires_at,
-                plan.author.pk if plan.author is not None else None,
+                plan.author_id,
             )
         )
     keys = _MESSAGE_ROWS.insert(rows)
@@ -471,7 +475,7 @@ def messages_record(
                 key,
                 MessageEvent.Kind.RECORDED.value,
                 "\n".join([*plan.story, *status_notes.get(status, [])]),
-                plan.author.pk if plan.author is not None else None,
+                plan.author_id,
             )
             for key, plan, status in zip(keys, plans, statuses, strict=True)
         ],
