@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
@@ -75,18 +76,22 @@ class CompiledQuery:
         self._local.compiled = compiled
         return compiled
 
-    def rows(self, params: Sequence | None = None) -> list[tuple]:
-        """The rows as the database driver returns them; ``params`` replace the composed
-        query's parameters one for one (same number, same order)."""
+    def _statement(self, params: Sequence | None) -> tuple[_Compiled, tuple]:
         compiled = self._compiled()
-        if params is not None and len(params) != len(compiled.params):
+        if params is None:
+            return compiled, compiled.params
+        if len(params) != len(compiled.params):
             raise ValueError(
                 f"{compiled.model.__name__}: {len(compiled.params)} parameters expected, "
                 f"{len(params)} given."
             )
-        with connections[compiled.alias].cursor() as cursor:
-            cursor.execute(compiled.sql, compiled.params if params is None else tuple(params))
-            return cursor.fetchall()
+        return compiled, tuple(params)
+
+    def rows(self, params: Sequence | None = None) -> list[tuple]:
+        """The rows as the database driver returns them; ``params`` replace the composed
+        query's parameters one for one (same number, same order)."""
+        (rows,) = rows_together([(self, params)])
+        return rows
 
     def instances(self, rows: list[tuple]) -> list[Model]:
         """The instances of ``rows`` (from ``rows()``), as the ORM would have made them."""
@@ -105,3 +110,55 @@ class CompiledQuery:
                 populator.populate(row, instance)
             instances.append(instance)
         return instances
+
+
+Read = tuple[CompiledQuery, Sequence | None]
+
+
+def _one_message(connection: BaseDatabaseWrapper, cursor) -> bool:
+    """Whether ``cursor`` sends several statements as one message to the server:
+    PostgreSQL's simple query protocol, which psycopg uses for a client-side binding
+    cursor (Django's default)."""
+    if connection.vendor != "postgresql":
+        return False
+    from psycopg import ClientCursor
+
+    return isinstance(cursor.cursor, ClientCursor)
+
+
+def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
+    """The rows of each of ``reads`` (a compiled query and its parameters, as for
+    ``CompiledQuery.rows``), all of one database, in the order given.
+
+    On PostgreSQL they go to the server as one message and come back in one round trip: the
+    reads a call makes before writing cost one wait for the server instead of one each.
+    Under ``READ COMMITTED`` each statement still sees what was committed when it started,
+    as when they ran one by one; in autocommit they run in one implicit transaction. On
+    SQLite (in the process: no round trip) and with server-side binding they run one by one.
+    """
+    statements = [query._statement(params) for query, params in reads]
+    aliases = {compiled.alias for compiled, _params in statements}
+    if len(aliases) > 1:
+        raise ValueError(f"Reads of one database only, not of {sorted(aliases)}.")
+    if not statements:
+        return []
+    connection = connections[aliases.pop()]
+    with connection.cursor() as cursor:
+        if len(statements) == 1 or not _one_message(connection, cursor):
+            results = []
+            for compiled, params in statements:
+                cursor.execute(compiled.sql, params)
+                results.append(cursor.fetchall())
+            return results
+        # Django's composed SQL holds no statement separator of its own and escapes any
+        # literal percent sign, so the statements join as they are.
+        cursor.execute(
+            "; ".join(compiled.sql for compiled, _params in statements),
+            [value for _compiled, params in statements for value in params],
+        )
+        results = [cursor.fetchall()]
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    if len(results) != len(statements):
+        raise RuntimeError(f"{len(statements)} statements gave {len(results)} results.")
+    return results

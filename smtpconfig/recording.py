@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from blacklist.models import BlacklistEntry
-from blacklist.selectors import blacklist_blocked
+from blacklist.selectors import blacklist_lookup
 from core.inserts import CompiledInsert
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.direct import direct_worker
@@ -49,7 +49,7 @@ from smtpconfig.selection import (
     mailbox_parse_cached,
     route_decide,
 )
-from smtpconfig.selectors import RoutingConfig
+from smtpconfig.selectors import RoutingConfig, routing_read
 from smtpconfig.tasks import drain_soon
 from smtpconfig.wire import wire_bytes
 
@@ -488,23 +488,24 @@ def messages_record(
     return keys
 
 
-def messages_plan(
-    *, email_messages: list[EmailMessage], config: RoutingConfig
-) -> list[MessagePlan]:
-    """Plan every message of a call (skipping those without recipients) with the portal's
-    ``config`` as read for this call (``routing_config()``), or raise before anything is
-    written: for the first message with a bad header or address, else for the first that
-    cannot be routed.
+def messages_plan(*, email_messages: list[EmailMessage]) -> tuple[RoutingConfig, list[MessagePlan]]:
+    """The portal's configuration as read for this call, and the plan of every message of
+    the call (skipping those without recipients); or raise before anything is written: for
+    the first message with a bad header or address (before reading anything), else for the
+    first that cannot be routed.
 
-    The blacklist is read once for the whole call (a mass mailing's recipients in a few
-    queries), not once per message.
+    The configuration and the blacklist entries of every recipient of the call are read
+    together (``routing_read``): one round trip on PostgreSQL, for one message as for a
+    mass mailing, not one read per message.
     """
     boxes_of = [_recipient_boxes(email_message) for email_message in email_messages]
-    blocked = blacklist_blocked(
+    lookup = blacklist_lookup(
         addresses=sorted(
             {box.normalized for boxes in boxes_of for kind in boxes.values() for box in kind}
         )
     )
+    config, blacklist_rows = routing_read(also=lookup.reads)
+    blocked = lookup.blocked(blacklist_rows)
     plans = []
     for email_message, boxes in zip(email_messages, boxes_of, strict=True):
         plan = message_plan(
@@ -518,4 +519,4 @@ def messages_plan(
         )
         if plan is not None:
             plans.append(plan)
-    return plans
+    return config, plans

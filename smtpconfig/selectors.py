@@ -1,12 +1,13 @@
 """Reads the routing backend and the outbox admin need."""
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from core.compiled import CompiledQuery
+from core.compiled import CompiledQuery, Read, rows_together
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.exceptions import ConfigurationError
 from smtpconfig.models import (
@@ -83,33 +84,39 @@ _ACTIVE_DKIM_KEYS = CompiledQuery(lambda: DkimKey.objects.filter(is_active=True)
 _last_config: dict[str, tuple[tuple, RoutingConfig]] = {}
 
 
-def _routing_rows() -> tuple:
-    return (
-        tuple(_SETTINGS_ROW.rows()),
-        tuple(_ACTIVE_SERVERS.rows()),
-        tuple(_ACTIVE_DKIM_KEYS.rows()),
+def _routing_rows(also: Sequence[Read]) -> tuple[tuple, list[list[tuple]]]:
+    settings_rows, server_rows, key_rows, *also_rows = rows_together(
+        [(_SETTINGS_ROW, None), (_ACTIVE_SERVERS, None), (_ACTIVE_DKIM_KEYS, None), *also]
+    )
+    rows = (
+        tuple(settings_rows),
+        tuple(server_rows),
+        tuple(key_rows),
         # The same ciphertext may decrypt differently (or not at all) under other keys.
         tuple(mailadmin_setting("ENCRYPTION_KEYS")),
     )
+    return rows, also_rows
 
 
-def routing_config() -> RoutingConfig:
+def routing_read(*, also: Sequence[Read] = ()) -> tuple["RoutingConfig", list[list[tuple]]]:
     """The mail settings, the active servers (with their routing options) and the active
-    DKIM keys, as they are in the database now: three small reads of whole rows.
+    DKIM keys, as they are in the database now: three small reads of whole rows; with the
+    rows of the reads ``also`` asked for (the blacklist's, say), all in one round trip on
+    PostgreSQL (``core.compiled.rows_together``).
 
     Every call reads the rows themselves, so any change, however it was written (the
     portal, a queryset ``update()``, a migration, another process or host), applies to the
     very next message. Only turning unchanged rows into instances again (decrypting keys,
     parsing filters) is skipped. Each call gets instances of its own.
     """
-    rows = _routing_rows()
+    rows, also_rows = _routing_rows(also)
     if not rows[0]:
         # A new database: the settings row is made once, with its defaults.
         MailSettings.load()
-        rows = _routing_rows()
+        rows, also_rows = _routing_rows(also)
     last = _last_config.get("last")
     if last is not None and last[0] == rows:
-        return last[1].copied()
+        return last[1].copied(), also_rows
     settings_rows, server_rows, key_rows, _keys = rows
     (mail_settings,) = _SETTINGS_ROW.instances(list(settings_rows))
     servers = _ACTIVE_SERVERS.instances(list(server_rows))
@@ -120,7 +127,13 @@ def routing_config() -> RoutingConfig:
         dkim_keys={key.domain: key for key in _ACTIVE_DKIM_KEYS.instances(list(key_rows))},
     )
     _last_config["last"] = (rows, config)
-    return config.copied()
+    return config.copied(), also_rows
+
+
+def routing_config() -> RoutingConfig:
+    """The portal's configuration as it is now (``routing_read``)."""
+    config, _rows = routing_read()
+    return config
 
 
 def message_recipients(*, message: OutgoingMessage) -> QuerySet[Recipient]:

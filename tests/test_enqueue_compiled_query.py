@@ -1,10 +1,12 @@
 """core.compiled: a query composed once gives the instances the queryset gives."""
 
 import pytest
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
 from blacklist.models import BlacklistEntry
-from core.compiled import CompiledQuery
+from core.compiled import CompiledQuery, rows_together
 from smtpconfig.models import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +62,61 @@ def test_a_wrong_number_of_parameters_is_refused():
 def test_queries_whose_rows_are_not_whole_instances_are_refused(queryset_factory):
     with pytest.raises(TypeError, match="cannot be compiled"):
         CompiledQuery(queryset_factory).rows()
+
+
+def test_reads_together_give_each_query_its_rows_in_one_round_trip_on_postgresql(
+    django_user_model, make_server
+):
+    user = django_user_model.objects.create_user("manager", password="pw")
+    BlacklistEntry.objects.create(email="gone@golf.example", created_by=user)
+    BlacklistEntry.objects.create(email="@spam.example")
+    make_server(name="A", use_auth=True, username="u", password="s3cret")
+    make_server(name="B")
+    entries = CompiledQuery(
+        lambda: BlacklistEntry.objects.filter(email__in=["0@", "1@"]).select_related("created_by")
+    )
+    servers = CompiledQuery(lambda: SmtpServer.objects.filter(name="A"))
+    # A literal percent sign and a semicolon travel as values, never as SQL.
+    reads = [
+        (entries, ["gone@golf.example", "100%; DROP TABLE x"]),
+        (servers, None),
+        (servers, ["B"]),
+        (entries, ["nobody@golf.example", "@spam.example"]),
+        (servers, ["none"]),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        together = rows_together(reads)
+    assert len(queries) == (1 if connection.vendor == "postgresql" else len(reads))
+    assert together == [query.rows(params) for query, params in reads]
+    (entry,) = entries.instances(together[0])
+    assert entry.created_by == user
+    (server,) = servers.instances(together[1])
+    assert str(server.password) == "s3cret"
+    assert [len(rows) for rows in together] == [1, 1, 1, 1, 0]
+    assert rows_together([]) == []
+
+
+def test_a_read_that_fails_raises_the_database_error_and_the_connection_goes_on(
+    make_server,
+):
+    make_server(name="A")
+    servers = CompiledQuery(lambda: SmtpServer.objects.filter(name="A"))
+    by_port = CompiledQuery(lambda: SmtpServer.objects.filter(port=25))
+    # PostgreSQL's server refuses the second statement (text for a number); SQLite's driver
+    # refuses a value it cannot bind.
+    port = "not a number" if connection.vendor == "postgresql" else object()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        rows_together([(servers, None), (by_port, [port])])
+    assert [server.name for server in servers.instances(rows_together([(servers, None)])[0])] == [
+        "A"
+    ]
+
+
+def test_reads_together_refuse_a_wrong_number_of_parameters_before_sending_anything():
+    servers = CompiledQuery(lambda: SmtpServer.objects.filter(name="A"))
+    with (
+        CaptureQueriesContext(connection) as queries,
+        pytest.raises(ValueError, match="1 parameters expected, 2 given"),
+    ):
+        rows_together([(servers, None), (servers, ["A", "B"])])
+    assert len(queries) == 0

@@ -14,7 +14,6 @@ from smtpconfig.direct import messages_deliver_direct
 from smtpconfig.exceptions import DeliveryFailed
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.recording import messages_plan, messages_record
-from smtpconfig.selectors import routing_config
 
 
 class EmailBackend(BaseEmailBackend):
@@ -72,9 +71,8 @@ class EmailBackend(BaseEmailBackend):
                     self.close()
 
     def _send(self, email_messages: list) -> int:
-        config = routing_config()
+        config, plans = messages_plan(email_messages=email_messages)
         mail_settings = config.mail_settings
-        plans = messages_plan(email_messages=email_messages, config=config)
         keys = messages_record(plans=plans, delivery=mail_settings.delivery)
         handed_on = [key for key, plan in zip(keys, plans, strict=True) if not plan.is_suppressed]
         if mail_settings.delivery != MailSettings.Delivery.DIRECT:

@@ -11,7 +11,6 @@ from smtpconfig.dkim import dkim_key_generate, dkim_sign, dkim_txt_record, dkim_
 from smtpconfig.dns_health import dns_resolver, dns_txt
 from smtpconfig.models import DkimKey, MailSettings
 from smtpconfig.recording import messages_plan
-from smtpconfig.selectors import routing_config
 from smtpconfig.transport import SmtpConnection
 from smtpconfig.unsubscribe import unsubscribe_headers
 
@@ -157,10 +156,7 @@ def test_a_call_of_many_messages_reads_the_keys_once_and_signs_each(make_server)
     ]
     MailSettings.load()  # the settings row exists, as on any site past its first call
     with CaptureQueriesContext(connection) as queries:
-        plans = messages_plan(
-            email_messages=messages,
-            config=routing_config(),
-        )
+        _config, plans = messages_plan(email_messages=messages)
     key_reads = [q["sql"] for q in queries if DkimKey._meta.db_table in q["sql"]]
     assert len(key_reads) == 1
     assert all(plan.raw.startswith(b"DKIM-Signature:") for plan in plans)

@@ -72,7 +72,11 @@ def queue_mode() -> None:
     MailSettings.objects.update_or_create(pk=1, defaults={"delivery": "queue"})
 
 
-def test_one_send_mail_reads_four_times_and_writes_in_one_transaction(servers):
+def tables_in(sql: str) -> list[str]:
+    return sorted((t for t in TABLES if f'"{t}"' in sql), key=lambda t: sql.index(f'"{t}"'))
+
+
+def test_one_send_mail_reads_four_tables_together_and_writes_in_one_transaction(servers):
     queue_mode()
     get_broker().purge_queue()
     send("warm-up")
@@ -80,21 +84,23 @@ def test_one_send_mail_reads_four_times_and_writes_in_one_transaction(servers):
         send_mail("Counted", "Body", "info@club.example", ["member@golf.example"])
     # SQLite shows its BEGIN and COMMIT as statements, PostgreSQL does not.
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in CONTROL]
-    tables = [next(t for t in TABLES if f'"{t}"' in sql) for sql in statements]
-    assert tables == [
-        # The settings, the active servers, the active DKIM keys; the blacklist for this
-        # message's recipients.
+    # The settings, the active servers, the active DKIM keys; the blacklist for this
+    # message's recipients: one round trip on PostgreSQL, four reads in the process on SQLite.
+    reads = [
         MailSettings._meta.db_table,
         SmtpServer._meta.db_table,
         DkimKey._meta.db_table,
         BlacklistEntry._meta.db_table,
+    ]
+    assert [tables_in(sql) for sql in statements] == [
+        *([reads] if connection.vendor == "postgresql" else [[table] for table in reads]),
         # One transaction.
-        OutgoingMessage._meta.db_table,
-        Recipient._meta.db_table,
-        MessageEvent._meta.db_table,
+        [OutgoingMessage._meta.db_table],
+        [Recipient._meta.db_table],
+        [MessageEvent._meta.db_table],
         # The drain task the warm-up queued still waits: a look at it (in the database
         # when it is the broker), no second task.
-        *([OrmQ._meta.db_table] if isinstance(get_broker(), ORM) else []),
+        *([[OrmQ._meta.db_table]] if isinstance(get_broker(), ORM) else []),
     ]
     if connection.vendor == "sqlite":
         assert [q["sql"] for q in queries.captured_queries].count("COMMIT") == 1

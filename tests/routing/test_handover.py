@@ -14,7 +14,6 @@ from smtpconfig.delivery import outbox_drain, outbox_release_expired
 from smtpconfig.exceptions import InvalidMessage
 from smtpconfig.models import MailSettings, OutgoingMessage, Recipient
 from smtpconfig.recording import messages_plan, messages_record
-from smtpconfig.selectors import routing_config
 
 pytestmark = pytest.mark.django_db
 
@@ -69,9 +68,8 @@ def test_drain_delivers_queued_mail_as_the_backend_decided(servers, club_sink, d
 
 
 def test_direct_mail_is_leased_so_the_queue_takes_it_only_if_the_sender_died(servers, club_sink):
-    plans = messages_plan(
-        email_messages=[EmailMessage("Hi", "Body", "info@club.example", ["a@golf.example"])],
-        config=routing_config(),
+    _config, plans = messages_plan(
+        email_messages=[EmailMessage("Hi", "Body", "info@club.example", ["a@golf.example"])]
     )
     (key,) = messages_record(plans=plans, delivery=MailSettings.Delivery.DIRECT)
     message = OutgoingMessage.objects.get(pk=key)
