@@ -18,7 +18,7 @@ in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, a
 
 from collections.abc import Sequence
 
-from django.db import NotSupportedError, connections
+from django.db import NotSupportedError, connections, transaction
 from django.db.models import Model, fields
 from django.db.models.fields.related import ForeignKey
 from django.utils import timezone
@@ -138,6 +138,79 @@ class CompiledInsert:
                     # gives the rows of one statement increase in the rows' order.
                     keys += sorted(key for (key,) in cursor.fetchall())
             return keys if returning else None
+
+    def insert_one(
+        self,
+        row: Sequence,
+        *,
+        children: Sequence[tuple["CompiledInsert", Sequence[Sequence]]] = (),
+        using: str = "default",
+    ) -> int:
+        """Write ``row`` and rows of other models that point to it, all or none; its key.
+
+        ``children`` pairs a ``CompiledInsert`` whose first field is the foreign key to this
+        model with its rows, that field given as ``None``: the new key goes there.
+
+        On PostgreSQL this is one statement (a data-modifying ``WITH``): atomic on its own
+        and one round trip, without a ``BEGIN`` and a ``COMMIT`` to wait for besides (inside
+        a caller's transaction, it joins it). Elsewhere, the INSERTs in one transaction.
+        """
+        for child, _rows in children:
+            key_field = child.given[0] if child.given else None
+            if getattr(key_field, "related_model", None) is not self.model:
+                raise ValueError(
+                    f"{child.model.__name__}: the first field must point to {self.model.__name__}."
+                )
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            with transaction.atomic(using=using):
+                (key,) = self.insert([row], using=using)
+                for child, rows in children:
+                    child.insert(
+                        [(key, *values[1:]) for values in rows], returning=False, using=using
+                    )
+            return key
+        ops = connection.ops
+        pk = ops.quote_name(self.model._meta.pk.column)
+        columns = [*self.given, *self.rest]
+        (values,) = self._prepared([row], connection)
+        # As in ``insert``: only quoted names and placeholders go into the text.
+        parts = [
+            "parent AS (INSERT INTO {} ({}) VALUES ({}) RETURNING {})".format(  # noqa: S608
+                ops.quote_name(self.model._meta.db_table),
+                ", ".join(ops.quote_name(field.column) for field in columns),
+                ", ".join(["%s"] * len(columns)),
+                pk,
+            )
+        ]
+        params = list(values)
+        for index, (child, rows) in enumerate(children):
+            if not rows:
+                continue
+            child_columns = [*child.given, *child.rest]
+            # A value is typed by its column's type, as in VALUES of an INSERT; without a
+            # length, so a value too long fails as it would there instead of being cut.
+            casts = ", ".join(
+                "%s::{}".format(field.db_type(connection).split("(")[0])
+                for field in child_columns[1:]
+            )
+            parts.append(
+                "child{} AS (INSERT INTO {} ({}) SELECT parent.{}, given.* FROM parent,"  # noqa: S608
+                " (VALUES {}) AS given)".format(
+                    index,
+                    ops.quote_name(child.model._meta.db_table),
+                    ", ".join(ops.quote_name(field.column) for field in child_columns),
+                    pk,
+                    ", ".join([f"({casts})"] * len(rows)),
+                )
+            )
+            params += [
+                value for prepared in child._prepared(rows, connection) for value in prepared[1:]
+            ]
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(parts)} SELECT {pk} FROM parent", params)  # noqa: S608
+            ((key,),) = cursor.fetchall()
+        return key
 
     @staticmethod
     def _unnest(connection, head: str, tail: str, columns: list, prepared: list):

@@ -8,7 +8,7 @@ decided.
 
 Planning (``message_plan``) reads but never writes, so a bad message or a missing server
 raises before anything of the call is stored; recording (``messages_record``) writes all
-messages of one call in one transaction.
+messages of one call at once, all or none.
 """
 
 import copy
@@ -395,27 +395,33 @@ _RECIPIENT_ROWS = CompiledInsert(
 _EVENT_ROWS = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
 
 
-@transaction.atomic
 def messages_record(
     *, plans: list[MessagePlan], delivery: str, now: datetime | None = None
 ) -> list[int]:
-    """Write the planned messages, their recipients and events in one transaction; the
-    messages' ids, in the plans' order.
+    """Write the planned messages, their recipients and events, all or none; the messages'
+    ids, in the plans' order.
 
-    ``queue``: messages are ``queued`` and a drain is requested once the transaction
-    commits. ``direct``: they are ``sending`` under a lease held by this process, so the
-    queue leaves them alone while the caller sends them, and takes them over should this
+    ``queue``: messages are ``queued`` and a drain is requested once they are committed.
+    ``direct``: they are ``sending`` under a lease held by this process, so the queue
+    leaves them alone while the caller sends them, and takes them over should this
     process die before recording the result.
 
-    One INSERT per table, whatever the number of messages (more only past the number of
-    values the database takes in one statement), without making model instances
+    One message (a ``send_mail``) is one statement on PostgreSQL; several are one INSERT
+    per table in one transaction, whatever their number (more only past the number of
+    values the database takes in one statement). No model instance is made
     (``core.inserts``).
     """
+    if not plans:
+        return []
     now = now or timezone.now()
     direct = delivery == MailSettings.Delivery.DIRECT
     lease_base = timedelta(seconds=mailadmin_setting("LEASE_SECONDS"))
     per_server = Counter(plan.server.pk for plan in plans)
-    statuses, rows = [], []
+    status_notes = {
+        OutgoingMessage.Status.QUEUED: [_("Queued for delivery.")],
+        OutgoingMessage.Status.SENDING: [_("Sending directly.")],
+    }
+    statuses, rows, recipient_rows, event_rows = [], [], [], []
     for plan in plans:
         claimed_by, lease_expires_at = "", None
         if plan.is_suppressed:
@@ -449,38 +455,49 @@ def messages_record(
                 plan.author_id,
             )
         )
-    keys = _MESSAGE_ROWS.insert(rows)
-    _RECIPIENT_ROWS.insert(
-        [
-            (
-                key,
-                r.email,
-                r.kind,
-                r.status.value,
-                r.delivered_to,
-                r.blacklist_entry.pk if r.blacklist_entry is not None else None,
+        # Each message's rows, its key (first) still to come.
+        recipient_rows.append(
+            [
+                (
+                    None,
+                    r.email,
+                    r.kind,
+                    r.status.value,
+                    r.delivered_to,
+                    r.blacklist_entry.pk if r.blacklist_entry is not None else None,
+                )
+                for r in plan.recipients
+            ]
+        )
+        event_rows.append(
+            [
+                (
+                    None,
+                    MessageEvent.Kind.RECORDED.value,
+                    "\n".join([*plan.story, *status_notes.get(status, [])]),
+                    plan.author_id,
+                )
+            ]
+        )
+    if len(plans) == 1:
+        keys = [
+            _MESSAGE_ROWS.insert_one(
+                rows[0],
+                children=[(_RECIPIENT_ROWS, recipient_rows[0]), (_EVENT_ROWS, event_rows[0])],
             )
-            for key, plan in zip(keys, plans, strict=True)
-            for r in plan.recipients
-        ],
-        returning=False,
-    )
-    status_notes = {
-        OutgoingMessage.Status.QUEUED: [_("Queued for delivery.")],
-        OutgoingMessage.Status.SENDING: [_("Sending directly.")],
-    }
-    _EVENT_ROWS.insert(
-        [
-            (
-                key,
-                MessageEvent.Kind.RECORDED.value,
-                "\n".join([*plan.story, *status_notes.get(status, [])]),
-                plan.author_id,
-            )
-            for key, plan, status in zip(keys, plans, statuses, strict=True)
-        ],
-        returning=False,
-    )
+        ]
+    else:
+        with transaction.atomic():
+            keys = _MESSAGE_ROWS.insert(rows)
+            for child, rows_of in ((_RECIPIENT_ROWS, recipient_rows), (_EVENT_ROWS, event_rows)):
+                child.insert(
+                    [
+                        (key, *values[1:])
+                        for key, message_rows in zip(keys, rows_of, strict=True)
+                        for values in message_rows
+                    ],
+                    returning=False,
+                )
     if OutgoingMessage.Status.QUEUED in statuses:
         # Once committed, so the pass finds them; one pass waiting in the broker serves
         # every message committed before a worker takes it (see smtpconfig.wakeups).

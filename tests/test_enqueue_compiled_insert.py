@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, NotSupportedError, connection, transaction
+from django.db import DatabaseError, IntegrityError, NotSupportedError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -14,8 +14,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from blacklist.models import BlacklistEntry
 from core.inserts import CompiledInsert
-from smtpconfig.models import MessageEvent, OutgoingMessage, SmtpServer
+from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +195,102 @@ def test_a_database_that_returns_no_keys_is_refused_before_writing(make_server, 
     # Without keys asked for, it writes as any database does.
     assert MESSAGE_ROWS.insert([row, row], returning=False) is None
     assert OutgoingMessage.objects.count() == 2
+
+
+RECIPIENT_ROWS = CompiledInsert(
+    Recipient, ["message_id", "email", "kind", "status", "delivered_to", "blacklist_entry_id"]
+)
+EVENT_ROWS = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
+
+
+def _family(message_pk: int) -> tuple:
+    return (
+        _stored([message_pk]),
+        list(
+            Recipient.objects.filter(message_id=message_pk)
+            .order_by("pk")
+            .values_list("email", "kind", "status", "delivered_to", "blacklist_entry_id")
+        ),
+        list(
+            MessageEvent.objects.filter(message_id=message_pk)
+            .order_by("pk")
+            .values_list("kind", "detail", "user_id")
+        ),
+    )
+
+
+def test_one_row_and_its_children_are_one_statement_on_postgresql(make_server):
+    server = make_server()
+    user = get_user_model().objects.create(username="office")
+    entry = BlacklistEntry.objects.create(email="gone@golf.example")
+    row = (
+        server.pk,
+        "queued",
+        "<1@c>",
+        gettext_lazy("Queued for delivery."),
+        b"\x00\xff",
+        True,
+        0,
+        datetime(2026, 11, 27, 12, tzinfo=UTC),
+        user.pk,
+    )
+    recipients = [
+        (None, "a@golf.example", "to", "pending", "a@golf.example", None),
+        (None, "gone@golf.example", "cc", Recipient.Status.SUPPRESSED, "", entry.pk),
+        (None, "Jörg@müller.example", "bcc", "pending", "", None),
+    ]
+    events = [(None, "recorded", "Route: the default server.\nQueued.", user.pk)]
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        key = MESSAGE_ROWS.insert_one(
+            row, children=[(RECIPIENT_ROWS, recipients), (EVENT_ROWS, events)]
+        )
+    # Leaving out the transaction's own statements (SQLite's, inside the test's transaction).
+    sent = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert len(sent) == (1 if connection.vendor == "postgresql" else 3)
+    # The same rows as the INSERTs one by one write, defaults and instants included.
+    (by_statements,) = MESSAGE_ROWS.insert([row])
+    RECIPIENT_ROWS.insert([(by_statements, *r[1:]) for r in recipients], returning=False)
+    EVENT_ROWS.insert([(by_statements, *e[1:]) for e in events], returning=False)
+    assert _family(key) == _family(by_statements)
+    assert _family(key)[1][1] == ("gone@golf.example", "cc", "suppressed", "", entry.pk)
+    recipient = Recipient.objects.filter(message_id=key).first()
+    event = MessageEvent.objects.get(message_id=key)
+    assert before <= recipient.updated_at <= timezone.now()
+    assert before <= event.created_at <= timezone.now()
+    # A model without children is one row, as with insert().
+    lonely = MESSAGE_ROWS.insert_one(row)
+    assert _stored([lonely]) == _stored([key])
+
+
+def test_a_child_the_database_refuses_leaves_nothing_of_the_family(make_server):
+    server = make_server()
+    row = (server.pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)
+    recipients = [
+        (None, "a@golf.example", "to", "pending", "a@golf.example", None),
+        (None, "b@golf.example", None, "pending", "b@golf.example", None),
+    ]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MESSAGE_ROWS.insert_one(row, children=[(RECIPIENT_ROWS, recipients)])
+    assert not OutgoingMessage.objects.exists() and not Recipient.objects.exists()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite does not check a text's length"
+)
+def test_a_child_value_too_long_for_its_column_is_refused_not_cut(make_server):
+    row = (make_server().pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)
+    recipients = [(None, "b@golf.example", "to", "x" * 13, "b@golf.example", None)]
+    with pytest.raises(DatabaseError, match="too long"), transaction.atomic():
+        MESSAGE_ROWS.insert_one(row, children=[(RECIPIENT_ROWS, recipients)])
+    assert not OutgoingMessage.objects.exists() and not Recipient.objects.exists()
+
+
+def test_children_must_point_to_the_parent_by_their_first_field():
+    wrong = CompiledInsert(Recipient, ["email", "message_id"])
+    with pytest.raises(ValueError, match="first field must point to OutgoingMessage"):
+        MESSAGE_ROWS.insert_one(
+            (1, "queued", "<1@c>", "Hi", b"", False, 0, None, None),
+            children=[(wrong, [("a@golf.example", None)])],
+        )
+    assert not OutgoingMessage.objects.exists()
