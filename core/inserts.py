@@ -16,6 +16,7 @@ in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, a
 ``UNNEST`` for more than one row, as ``bulk_create`` does).
 """
 
+import functools
 from collections.abc import Sequence
 
 from django.db import NotSupportedError, connections, transaction
@@ -170,45 +171,15 @@ class CompiledInsert:
                         [(key, *values[1:]) for values in rows], returning=False, using=using
                     )
             return key
-        ops = connection.ops
-        pk = ops.quote_name(self.model._meta.pk.column)
-        columns = [*self.given, *self.rest]
-        (values,) = self._prepared([row], connection)
-        # As in ``insert``: only quoted names and placeholders go into the text.
-        parts = [
-            "parent AS (INSERT INTO {} ({}) VALUES ({}) RETURNING {})".format(  # noqa: S608
-                ops.quote_name(self.model._meta.db_table),
-                ", ".join(ops.quote_name(field.column) for field in columns),
-                ", ".join(["%s"] * len(columns)),
-                pk,
-            )
-        ]
-        params = list(values)
-        for index, (child, rows) in enumerate(children):
-            if not rows:
-                continue
-            child_columns = [*child.given, *child.rest]
-            # A value is typed by its column's type, as in VALUES of an INSERT; without a
-            # length, so a value too long fails as it would there instead of being cut.
-            casts = ", ".join(
-                "%s::{}".format(field.db_type(connection).split("(")[0])
-                for field in child_columns[1:]
-            )
-            parts.append(
-                "child{} AS (INSERT INTO {} ({}) SELECT parent.{}, given.* FROM parent,"  # noqa: S608
-                " (VALUES {}) AS given)".format(
-                    index,
-                    ops.quote_name(child.model._meta.db_table),
-                    ", ".join(ops.quote_name(field.column) for field in child_columns),
-                    pk,
-                    ", ".join([f"({casts})"] * len(rows)),
-                )
-            )
+        shape = tuple((child, len(rows)) for child, rows in children if rows)
+        sql = _family_sql(self, using, shape)
+        (params,) = self._prepared([row], connection)
+        for child, rows in children:
             params += [
-                value for prepared in child._prepared(rows, connection) for value in prepared[1:]
+                value for values in child._prepared(rows, connection) for value in values[1:]
             ]
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(parts)} SELECT {pk} FROM parent", params)  # noqa: S608
+            cursor.execute(sql, params)
             ((key,),) = cursor.fetchall()
         return key
 
@@ -237,3 +208,42 @@ class CompiledInsert:
                 [list(column) for column in zip(*prepared, strict=True)],
             )
             return [key for (key,) in cursor.fetchall()] if tail else None
+
+
+@functools.lru_cache(maxsize=256)
+def _family_sql(
+    parent: CompiledInsert, using: str, shape: tuple[tuple[CompiledInsert, int], ...]
+) -> str:
+    """``CompiledInsert.insert_one``'s statement for children of ``shape`` (each with its
+    number of rows), composed once per shape."""
+    connection = connections[using]
+    ops = connection.ops
+    pk = ops.quote_name(parent.model._meta.pk.column)
+    columns = [*parent.given, *parent.rest]
+    # As in ``insert``: only quoted names and placeholders go into the text.
+    parts = [
+        "parent AS (INSERT INTO {} ({}) VALUES ({}) RETURNING {})".format(  # noqa: S608
+            ops.quote_name(parent.model._meta.db_table),
+            ", ".join(ops.quote_name(field.column) for field in columns),
+            ", ".join(["%s"] * len(columns)),
+            pk,
+        )
+    ]
+    for index, (child, count) in enumerate(shape):
+        child_columns = [*child.given, *child.rest]
+        # A value is typed by its column's type, as in VALUES of an INSERT; without a
+        # length, so a value too long fails as it would there instead of being cut.
+        casts = ", ".join(
+            "%s::{}".format(field.db_type(connection).split("(")[0]) for field in child_columns[1:]
+        )
+        parts.append(
+            "child{} AS (INSERT INTO {} ({}) SELECT parent.{}, given.* FROM parent,"  # noqa: S608
+            " (VALUES {}) AS given)".format(
+                index,
+                ops.quote_name(child.model._meta.db_table),
+                ", ".join(ops.quote_name(field.column) for field in child_columns),
+                pk,
+                ", ".join([f"({casts})"] * count),
+            )
+        )
+    return f"WITH {', '.join(parts)} SELECT {pk} FROM parent"  # noqa: S608
