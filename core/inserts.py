@@ -13,7 +13,8 @@ would give them.
 It writes what ``bulk_create`` writes: each field not given gets its default, and now for
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
 in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, after
-``UNNEST`` for more than one row, as ``bulk_create`` does).
+``UNNEST`` for more than one row, as ``bulk_create`` does). ``insert_one`` writes one row and
+the rows that point to it together: one statement on PostgreSQL.
 """
 
 import functools
