@@ -52,6 +52,7 @@ from smtpconfig.models import (  # noqa: E402
     SendCounter,
     SmtpServer,
 )
+from smtpconfig.recording import messages_plan, messages_record  # noqa: E402
 from smtpconfig.wire import wire_bytes  # noqa: E402
 
 SENDER = "office@club.example"
@@ -458,8 +459,26 @@ def case_enqueue(n: int, mass: int, runs: int) -> dict:
             assert sent == mass
             return mass / elapsed
 
+        # What is left of a call without its reads, its planning and the drain's wake-up:
+        # one planned message's rows written and durably committed, as any design that
+        # records what Mailadmin records must at least do. Direct delivery's status, so
+        # that no wake-up is asked for; the rows are the same.
+        _config, (plan,) = messages_plan(email_messages=[small_message(0)])
+
+        def record_only() -> float:
+            outbox_clear()
+            started = time.perf_counter()
+            for _number in range(n):
+                messages_record(plans=[plan], delivery=MailSettings.Delivery.DIRECT)
+            elapsed = time.perf_counter() - started
+            assert OutgoingMessage.objects.count() == n
+            return n / elapsed
+
         raws = raws_of(n)
         figures = {}
+        figures["record"], figures["record_vs_raw"], _raw = paired(
+            runs, lambda: raw_rate(sink, raws), record_only
+        )
         figures["send_mail"], figures["send_mail_vs_raw"], _raw = paired(
             runs, lambda: raw_rate(sink, raws), per_message
         )

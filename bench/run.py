@@ -100,6 +100,7 @@ def rows_for(figures: dict) -> list[tuple[str, str, str, str, str]]:
     throughput("reference: EmailMessage to bytes, standard library", "serialise")
     throughput("reference: the same bytes as the queue writes them", "serialise_wire")
     throughput("reference: one committed INSERT per row", "commit")
+    throughput("reference: a planned message recorded, alone", "record")
     throughput("enqueue: send_mail per message", "send_mail", target=0.6)
     throughput("enqueue: send_mass_mail of 1,000", "send_mass_mail", target=4)
     throughput("drain, 1 worker", "drain", target=0.8)
