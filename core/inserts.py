@@ -13,8 +13,8 @@ would give them.
 It writes what ``bulk_create`` writes: each field not given gets its default, and now for
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
 in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, after
-``UNNEST`` for more than one row, as ``bulk_create`` does). ``insert_one`` writes one row and
-the rows that point to it together: one statement on PostgreSQL.
+``UNNEST`` for more than one row, as ``bulk_create`` does). ``insert_with`` writes rows and
+the rows that point to them, all or none: one statement on PostgreSQL for one row.
 """
 
 import functools
@@ -71,6 +71,16 @@ class CompiledInsert:
             if field not in self.given and not field.primary_key
         ]
         self.plain = [_plain_type(field) for field in self.given]
+        self.columns = [*self.given, *self.rest]
+
+    def _head(self, connection) -> str:
+        """``INSERT INTO table (columns)``: only names quoted by the database's own rules go
+        into the text; values are parameters."""
+        ops = connection.ops
+        return "INSERT INTO {} ({})".format(
+            ops.quote_name(self.model._meta.db_table),
+            ", ".join(ops.quote_name(field.column) for field in self.columns),
+        )
 
     def _prepared(self, rows: Sequence[Sequence], connection) -> list[list]:
         now = timezone.now()
@@ -109,26 +119,20 @@ class CompiledInsert:
         connection = connections[using]
         if returning and not connection.features.can_return_rows_from_bulk_insert:
             raise NotSupportedError(f"{connection.display_name} returns no keys from an INSERT.")
-        ops = connection.ops
-        columns = [*self.given, *self.rest]
         prepared = self._prepared(rows, connection)
-        # Only names quoted by the database's own rules go into the text; values are
-        # parameters.
-        head = "INSERT INTO {} ({})".format(
-            ops.quote_name(self.model._meta.db_table),
-            ", ".join(ops.quote_name(field.column) for field in columns),
-        )
-        tail = f" RETURNING {ops.quote_name(self.model._meta.pk.column)}" if returning else ""
+        head = self._head(connection)
+        pk = connection.ops.quote_name(self.model._meta.pk.column)
+        tail = f" RETURNING {pk}" if returning else ""
         if connection.vendor == "postgresql" and len(prepared) > 1:
-            return self._unnest(connection, head, tail, columns, prepared)
+            return self._unnest(connection, head, tail, self.columns, prepared)
         with connection.cursor() as cursor:
-            row_sql = "({})".format(", ".join(["%s"] * len(columns)))
+            row_sql = "({})".format(", ".join(["%s"] * len(self.columns)))
             if not returning and len(prepared) > 1:
                 cursor.executemany(f"{head} VALUES {row_sql}", prepared)
                 return None
             keys = []
             limit = connection.features.max_query_params
-            batch = max(1, limit // len(columns)) if limit else len(prepared)
+            batch = max(1, limit // len(self.columns)) if limit else len(prepared)
             for start in range(0, len(prepared), batch):
                 chunk = prepared[start : start + batch]
                 cursor.execute(
@@ -141,46 +145,60 @@ class CompiledInsert:
                     keys += sorted(key for (key,) in cursor.fetchall())
             return keys if returning else None
 
-    def insert_one(
+    def insert_with(
         self,
-        row: Sequence,
+        rows: Sequence[Sequence],
         *,
-        children: Sequence[tuple["CompiledInsert", Sequence[Sequence]]] = (),
+        children: Sequence[tuple["CompiledInsert", Sequence[Sequence[Sequence]]]] = (),
         using: str = "default",
-    ) -> int:
-        """Write ``row`` and rows of other models that point to it, all or none; its key.
+    ) -> list[int]:
+        """Write ``rows`` and the rows of other models that point to them, all or none; the
+        keys of ``rows``, in their order.
 
         ``children`` pairs a ``CompiledInsert`` whose first field is the foreign key to this
-        model with its rows, that field given as ``None``: the new key goes there.
+        model with, for each of ``rows``, the list of its rows, that field given as ``None``:
+        the row's new key goes there.
 
-        On PostgreSQL this is one statement (a data-modifying ``WITH``): atomic on its own
-        and one round trip, without a ``BEGIN`` and a ``COMMIT`` to wait for besides (inside
-        a caller's transaction, it joins it). Elsewhere, the INSERTs in one transaction.
+        One row and its children are one statement on PostgreSQL (a data-modifying
+        ``WITH``): atomic on its own and one round trip, without a ``BEGIN`` and a
+        ``COMMIT`` to wait for besides (inside a caller's transaction, it joins it).
+        Otherwise, one ``insert`` per model in one transaction.
         """
-        for child, _rows in children:
+        for child, _rows_of in children:
             key_field = child.given[0] if child.given else None
             if getattr(key_field, "related_model", None) is not self.model:
                 raise ValueError(
                     f"{child.model.__name__}: the first field must point to {self.model.__name__}."
                 )
+        if not rows:
+            return []
         connection = connections[using]
-        if connection.vendor != "postgresql":
-            with transaction.atomic(using=using):
-                (key,) = self.insert([row], using=using)
-                for child, rows in children:
-                    child.insert(
-                        [(key, *values[1:]) for values in rows], returning=False, using=using
-                    )
-            return key
-        shape = tuple((child, len(rows)) for child, rows in children if rows)
-        sql = _family_sql(self, using, shape)
+        if connection.vendor == "postgresql" and len(rows) == 1:
+            return [self._one_with(connection, rows[0], children)]
+        with transaction.atomic(using=using):
+            keys = self.insert(rows, using=using)
+            for child, rows_of in children:
+                child.insert(
+                    [
+                        (key, *values[1:])
+                        for key, child_rows in zip(keys, rows_of, strict=True)
+                        for values in child_rows
+                    ],
+                    returning=False,
+                    using=using,
+                )
+        return keys
+
+    def _one_with(self, connection, row: Sequence, children) -> int:
+        """PostgreSQL: one row and its children in one statement; its key."""
+        shape = tuple((child, len(rows)) for child, (rows,) in children if rows)
         (params,) = self._prepared([row], connection)
-        for child, rows in children:
+        for child, (rows,) in children:
             params += [
                 value for values in child._prepared(rows, connection) for value in values[1:]
             ]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_family_sql(self, connection.alias, shape), params)
             ((key,),) = cursor.fetchall()
         return key
 
@@ -192,9 +210,7 @@ class CompiledInsert:
         quoted in Python and parsed back by the server (1,000 messages: 90 ms against 38)."""
         from django.db.backends.postgresql.base import ServerBindingCursor
 
-        arrays = ", ".join(
-            "%b::{}[]".format(field.db_type(connection).split("(")[0]) for field in columns
-        )
+        arrays = ", ".join(f"%b::{_cast_type(field, connection)}[]" for field in columns)
         connection.ensure_connection()
         connection.validate_thread_sharing()
         inner = ServerBindingCursor(connection.connection)
@@ -211,40 +227,28 @@ class CompiledInsert:
             return [key for (key,) in cursor.fetchall()] if tail else None
 
 
+def _cast_type(field, connection) -> str:
+    """The type of ``field``'s column without a length: a value too long then fails as it
+    would in an INSERT of its own, instead of being cut by the cast."""
+    return field.db_type(connection).split("(")[0]
+
+
 @functools.lru_cache(maxsize=256)
 def _family_sql(
     parent: CompiledInsert, using: str, shape: tuple[tuple[CompiledInsert, int], ...]
 ) -> str:
-    """``CompiledInsert.insert_one``'s statement for children of ``shape`` (each with its
-    number of rows), composed once per shape."""
+    """``CompiledInsert.insert_with``'s statement for one row and children of ``shape``
+    (each with its number of rows), composed once per shape."""
     connection = connections[using]
-    ops = connection.ops
-    pk = ops.quote_name(parent.model._meta.pk.column)
-    columns = [*parent.given, *parent.rest]
-    # As in ``insert``: only quoted names and placeholders go into the text.
-    parts = [
-        "parent AS (INSERT INTO {} ({}) VALUES ({}) RETURNING {})".format(  # noqa: S608
-            ops.quote_name(parent.model._meta.db_table),
-            ", ".join(ops.quote_name(field.column) for field in columns),
-            ", ".join(["%s"] * len(columns)),
-            pk,
-        )
-    ]
+    pk = connection.ops.quote_name(parent.model._meta.pk.column)
+    marks = ", ".join(["%s"] * len(parent.columns))
+    parts = [f"parent AS ({parent._head(connection)} VALUES ({marks}) RETURNING {pk})"]
     for index, (child, count) in enumerate(shape):
-        child_columns = [*child.given, *child.rest]
-        # A value is typed by its column's type, as in VALUES of an INSERT; without a
-        # length, so a value too long fails as it would there instead of being cut.
-        casts = ", ".join(
-            "%s::{}".format(field.db_type(connection).split("(")[0]) for field in child_columns[1:]
-        )
+        # A value is typed by its column's type, as in VALUES of an INSERT.
+        casts = ", ".join(f"%s::{_cast_type(field, connection)}" for field in child.columns[1:])
+        values = ", ".join([f"({casts})"] * count)
         parts.append(
-            "child{} AS (INSERT INTO {} ({}) SELECT parent.{}, given.* FROM parent,"  # noqa: S608
-            " (VALUES {}) AS given)".format(
-                index,
-                ops.quote_name(child.model._meta.db_table),
-                ", ".join(ops.quote_name(field.column) for field in child_columns),
-                pk,
-                ", ".join([f"({casts})"] * count),
-            )
+            f"child{index} AS ({child._head(connection)}"  # noqa: S608
+            f" SELECT parent.{pk}, given.* FROM parent, (VALUES {values}) AS given)"
         )
     return f"WITH {', '.join(parts)} SELECT {pk} FROM parent"  # noqa: S608

@@ -21,7 +21,6 @@ from email.utils import formataddr, getaddresses, make_msgid
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import EmailAlternative, EmailMessage
-from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -409,10 +408,8 @@ def messages_record(
     One message (a ``send_mail``) is one statement on PostgreSQL; several are one INSERT
     per table in one transaction, whatever their number (more only past the number of
     values the database takes in one statement). No model instance is made
-    (``core.inserts``).
+    (``core.inserts``: ``CompiledInsert.insert_with``).
     """
-    if not plans:
-        return []
     now = now or timezone.now()
     direct = delivery == MailSettings.Delivery.DIRECT
     lease_base = timedelta(seconds=mailadmin_setting("LEASE_SECONDS"))
@@ -479,25 +476,9 @@ def messages_record(
                 )
             ]
         )
-    if len(plans) == 1:
-        keys = [
-            _MESSAGE_ROWS.insert_one(
-                rows[0],
-                children=[(_RECIPIENT_ROWS, recipient_rows[0]), (_EVENT_ROWS, event_rows[0])],
-            )
-        ]
-    else:
-        with transaction.atomic():
-            keys = _MESSAGE_ROWS.insert(rows)
-            for child, rows_of in ((_RECIPIENT_ROWS, recipient_rows), (_EVENT_ROWS, event_rows)):
-                child.insert(
-                    [
-                        (key, *values[1:])
-                        for key, message_rows in zip(keys, rows_of, strict=True)
-                        for values in message_rows
-                    ],
-                    returning=False,
-                )
+    keys = _MESSAGE_ROWS.insert_with(
+        rows, children=[(_RECIPIENT_ROWS, recipient_rows), (_EVENT_ROWS, event_rows)]
+    )
     if OutgoingMessage.Status.QUEUED in statuses:
         # Once committed, so the pass finds them; one pass waiting in the broker serves
         # every message committed before a worker takes it (see smtpconfig.wakeups).

@@ -98,7 +98,7 @@ def _routing_rows(also: Sequence[Read]) -> tuple[tuple, list[list[tuple]]]:
     return rows, also_rows
 
 
-def routing_read(*, also: Sequence[Read] = ()) -> tuple["RoutingConfig", list[list[tuple]]]:
+def routing_read(*, also: Sequence[Read] = ()) -> tuple[RoutingConfig, list[list[tuple]]]:
     """The mail settings, the active servers (with their routing options) and the active
     DKIM keys, as they are in the database now: three small reads of whole rows; with the
     rows of the reads ``also`` asked for (the blacklist's, say), all in one round trip on

@@ -32,6 +32,10 @@ MESSAGE_FIELDS = [
     "created_by_id",
 ]
 MESSAGE_ROWS = CompiledInsert(OutgoingMessage, MESSAGE_FIELDS)
+RECIPIENT_ROWS = CompiledInsert(
+    Recipient, ["message_id", "email", "kind", "status", "delivered_to", "blacklist_entry_id"]
+)
+EVENT_ROWS = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
 # Text a database keeps as it is given (PostgreSQL refuses NUL in text, through either path).
 TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30)
 
@@ -157,16 +161,15 @@ def test_without_returning_the_rows_are_written_and_nothing_is_read(make_server)
     (key,) = MESSAGE_ROWS.insert(
         [(make_server().pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)]
     )
-    events = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
     assert (
-        events.insert([(key, "recorded", "a", None), (key, "note", "b", None)], returning=False)
+        EVENT_ROWS.insert([(key, "recorded", "a", None), (key, "note", "b", None)], returning=False)
         is None
     )
     assert list(MessageEvent.objects.order_by("pk").values_list("kind", "detail")) == [
         ("recorded", "a"),
         ("note", "b"),
     ]
-    assert MESSAGE_ROWS.insert([]) == [] and events.insert([], returning=False) is None
+    assert MESSAGE_ROWS.insert([]) == [] and EVENT_ROWS.insert([], returning=False) is None
 
 
 def test_a_row_the_database_refuses_fails_the_statement_and_writes_none_of_it(make_server):
@@ -195,12 +198,6 @@ def test_a_database_that_returns_no_keys_is_refused_before_writing(make_server, 
     # Without keys asked for, it writes as any database does.
     assert MESSAGE_ROWS.insert([row, row], returning=False) is None
     assert OutgoingMessage.objects.count() == 2
-
-
-RECIPIENT_ROWS = CompiledInsert(
-    Recipient, ["message_id", "email", "kind", "status", "delivered_to", "blacklist_entry_id"]
-)
-EVENT_ROWS = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "user_id"])
 
 
 def _family(message_pk: int) -> tuple:
@@ -242,8 +239,8 @@ def test_one_row_and_its_children_are_one_statement_on_postgresql(make_server):
     events = [(None, "recorded", "Route: the default server.\nQueued.", user.pk)]
     before = timezone.now()
     with CaptureQueriesContext(connection) as queries:
-        key = MESSAGE_ROWS.insert_one(
-            row, children=[(RECIPIENT_ROWS, recipients), (EVENT_ROWS, events)]
+        (key,) = MESSAGE_ROWS.insert_with(
+            [row], children=[(RECIPIENT_ROWS, [recipients]), (EVENT_ROWS, [events])]
         )
     # Leaving out the transaction's own statements (SQLite's, inside the test's transaction).
     sent = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
@@ -259,7 +256,7 @@ def test_one_row_and_its_children_are_one_statement_on_postgresql(make_server):
     assert before <= recipient.updated_at <= timezone.now()
     assert before <= event.created_at <= timezone.now()
     # A model without children is one row, as with insert().
-    lonely = MESSAGE_ROWS.insert_one(row)
+    (lonely,) = MESSAGE_ROWS.insert_with([row])
     assert _stored([lonely]) == _stored([key])
 
 
@@ -271,7 +268,7 @@ def test_a_child_the_database_refuses_leaves_nothing_of_the_family(make_server):
         (None, "b@golf.example", None, "pending", "b@golf.example", None),
     ]
     with pytest.raises(IntegrityError), transaction.atomic():
-        MESSAGE_ROWS.insert_one(row, children=[(RECIPIENT_ROWS, recipients)])
+        MESSAGE_ROWS.insert_with([row], children=[(RECIPIENT_ROWS, [recipients])])
     assert not OutgoingMessage.objects.exists() and not Recipient.objects.exists()
 
 
@@ -282,15 +279,15 @@ def test_a_child_value_too_long_for_its_column_is_refused_not_cut(make_server):
     row = (make_server().pk, "queued", "<1@c>", "Hi", b"", False, 0, None, None)
     recipients = [(None, "b@golf.example", "to", "x" * 13, "b@golf.example", None)]
     with pytest.raises(DatabaseError, match="too long"), transaction.atomic():
-        MESSAGE_ROWS.insert_one(row, children=[(RECIPIENT_ROWS, recipients)])
+        MESSAGE_ROWS.insert_with([row], children=[(RECIPIENT_ROWS, [recipients])])
     assert not OutgoingMessage.objects.exists() and not Recipient.objects.exists()
 
 
 def test_children_must_point_to_the_parent_by_their_first_field():
     wrong = CompiledInsert(Recipient, ["email", "message_id"])
     with pytest.raises(ValueError, match="first field must point to OutgoingMessage"):
-        MESSAGE_ROWS.insert_one(
-            (1, "queued", "<1@c>", "Hi", b"", False, 0, None, None),
-            children=[(wrong, [("a@golf.example", None)])],
+        MESSAGE_ROWS.insert_with(
+            [(1, "queued", "<1@c>", "Hi", b"", False, 0, None, None)],
+            children=[(wrong, [[("a@golf.example", None)]])],
         )
     assert not OutgoingMessage.objects.exists()
