@@ -115,7 +115,7 @@ class CompiledQuery:
 Read = tuple[CompiledQuery, Sequence | None]
 
 
-def _one_message(connection: BaseDatabaseWrapper, cursor) -> bool:
+def one_message(connection: BaseDatabaseWrapper, cursor) -> bool:
     """Whether ``cursor`` sends several statements as one message to the server:
     PostgreSQL's simple query protocol, which psycopg uses for a client-side binding
     cursor (Django's default)."""
@@ -144,7 +144,7 @@ def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
         return []
     connection = connections[aliases.pop()]
     with connection.cursor() as cursor:
-        if len(statements) == 1 or not _one_message(connection, cursor):
+        if len(statements) == 1 or not one_message(connection, cursor):
             results = []
             for compiled, params in statements:
                 cursor.execute(compiled.sql, params)

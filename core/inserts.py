@@ -14,7 +14,8 @@ It writes what ``bulk_create`` writes: each field not given gets its default, an
 ``auto_now`` and ``auto_now_add`` (one instant for the whole call); primary keys come back
 in the rows' order (``RETURNING`` after a multi-row ``VALUES``; on PostgreSQL, after
 ``UNNEST`` for more than one row, as ``bulk_create`` does). ``insert_with`` writes rows and
-the rows that point to them, all or none: one statement on PostgreSQL for one row.
+the rows that point to them, all or none: one statement on PostgreSQL for one row;
+``insert_with_then`` also reads, once they are committed, in the same round trip.
 """
 
 import functools
@@ -23,7 +24,10 @@ from collections.abc import Sequence
 from django.db import NotSupportedError, connections, transaction
 from django.db.models import Model, fields
 from django.db.models.fields.related import ForeignKey
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+
+from core.compiled import Read, one_message, rows_together
 
 _PLAIN_TYPES = {
     fields.CharField: str,
@@ -189,18 +193,78 @@ class CompiledInsert:
                 )
         return keys
 
+    def insert_with_then(
+        self,
+        rows: Sequence[Sequence],
+        *,
+        children: Sequence[tuple["CompiledInsert", Sequence[Sequence[Sequence]]]] = (),
+        then: Sequence[Read],
+        using: str = "default",
+    ) -> tuple[list[int], list[list[tuple]]]:
+        """``insert_with``, then the reads ``then`` once the rows are committed: the keys of
+        ``rows`` and the rows of each read (as ``CompiledQuery.rows`` gives them).
+
+        Outside a transaction only: inside one, nothing would be committed before the reads.
+        On PostgreSQL one row, its children and the reads go to the server as one message
+        (``BEGIN; WITH …; COMMIT; SELECT …``): one round trip, the reads seeing what was
+        committed once the rows were. Otherwise ``insert_with``, then the reads together.
+        """
+        connection = connections[using]
+        if connection.in_atomic_block:
+            raise TransactionManagementError(
+                "Reads after the commit need the rows committed on their own: call this "
+                "outside a transaction."
+            )
+        if connection.vendor != "postgresql" or len(rows) != 1 or not then:
+            keys = self.insert_with(rows, children=children, using=using)
+            return keys, rows_together(then)
+        sql, params = self._one_with_statement(connection, rows[0], children)
+        reads = [query._statement(read_params) for query, read_params in then]
+        if {compiled.alias for compiled, _params in reads} != {using}:
+            raise ValueError(f"Reads of the database written ({using}) only.")
+        with connection.cursor() as cursor:
+            if not one_message(connection, cursor):
+                cursor.execute(sql, params)
+                ((key,),) = cursor.fetchall()
+                return [key], rows_together(then)
+            try:
+                # Django's composed SQL holds no statement separator of its own and escapes
+                # any literal percent sign, so the statements join as they are.
+                cursor.execute(
+                    "; ".join(["BEGIN", sql, "COMMIT", *(compiled.sql for compiled, _p in reads)]),
+                    [*params, *(value for _compiled, values in reads for value in values)],
+                )
+            except BaseException:
+                _abandoned_transaction_end(connection)
+                raise
+            # BEGIN and COMMIT give no rows: the results are the statement's, then the reads'.
+            results = []
+            while True:
+                if cursor.description is not None:
+                    results.append(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        if len(results) != 1 + len(reads):
+            raise RuntimeError(f"{1 + len(reads)} statements gave {len(results)} results.")
+        ((key,),) = results[0]
+        return [key], results[1:]
+
     def _one_with(self, connection, row: Sequence, children) -> int:
         """PostgreSQL: one row and its children in one statement; its key."""
+        sql, params = self._one_with_statement(connection, row, children)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ((key,),) = cursor.fetchall()
+        return key
+
+    def _one_with_statement(self, connection, row: Sequence, children) -> tuple[str, list]:
         shape = tuple((child, len(rows)) for child, (rows,) in children if rows)
         (params,) = self._prepared([row], connection)
         for child, (rows,) in children:
             params += [
                 value for values in child._prepared(rows, connection) for value in values[1:]
             ]
-        with connection.cursor() as cursor:
-            cursor.execute(_family_sql(self, connection.alias, shape), params)
-            ((key,),) = cursor.fetchall()
-        return key
+        return _family_sql(self, connection.alias, shape), params
 
     @staticmethod
     def _unnest(connection, head: str, tail: str, columns: list, prepared: list):
@@ -225,6 +289,22 @@ class CompiledInsert:
                 [list(column) for column in zip(*prepared, strict=True)],
             )
             return [key for (key,) in cursor.fetchall()] if tail else None
+
+
+def _abandoned_transaction_end(connection) -> None:
+    """After a failed message that opened its own transaction (``BEGIN``), end it: the server
+    skipped the rest and would refuse every statement until then. A connection too broken
+    for that is Django's to replace; the error raised is the statement's."""
+    from psycopg import pq
+
+    driver = connection.connection
+    if driver is None or driver.info.transaction_status != pq.TransactionStatus.INERROR:
+        return
+    try:
+        with connection.wrap_database_errors:
+            driver.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001, S110  (the statement's own error is the one to raise)
+        pass
 
 
 def _cast_type(field, connection) -> str:

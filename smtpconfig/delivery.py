@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone, translation
 from django.utils.translation import get_language
@@ -86,7 +86,7 @@ from smtpconfig.transport import (
     RecipientResult,
     SendResult,
 )
-from smtpconfig.wakeups import task_request
+from smtpconfig.wakeups import WaitingCheck, task_request, task_waiting_check
 
 logger = logging.getLogger(__name__)
 
@@ -1243,13 +1243,25 @@ def outbox_wake_limit_deferred(*, server: SmtpServer, now: datetime | None = Non
     return woken
 
 
-def drain_soon() -> None:
+def drain_soon(checked: WaitingCheck | None = None) -> None:
     """Ask the cluster for a drain pass once the current transaction commits (at once
     outside one), unless the pass this process asked for last still waits untaken in the
     broker (it will claim what was committed before it starts: ``smtpconfig.wakeups``).
     Only the task's name travels: no message content, no secret.
 
+    ``checked``: the answer of ``drain_waiting_check()``'s read, made by the caller after
+    its commit; the broker is then not read again.
+
     The routing backend calls this after recording queued mail; the every-minute schedule
     catches any request a broker lost.
     """
-    transaction.on_commit(lambda: task_request(DRAIN_TASK, task_name="drain outbox"))
+    transaction.on_commit(
+        lambda: task_request(DRAIN_TASK, task_name="drain outbox", checked=checked)
+    )
+
+
+def drain_waiting_check() -> WaitingCheck | None:
+    """The read saying whether the drain pass asked for last still waits
+    (``task_waiting_check``), to run with the caller's own statement once it has committed
+    on the default database, and hand to ``drain_soon``; ``None`` when there is none."""
+    return task_waiting_check(DRAIN_TASK, using=DEFAULT_DB_ALIAS)

@@ -49,7 +49,7 @@ from smtpconfig.selection import (
     route_decide,
 )
 from smtpconfig.selectors import RoutingConfig, routing_read
-from smtpconfig.tasks import drain_soon
+from smtpconfig.tasks import drain_soon, drain_waiting_check
 from smtpconfig.wire import wire_bytes
 
 TEST_SUBJECT_MARK = "[TEST]"
@@ -476,13 +476,21 @@ def messages_record(
                 )
             ]
         )
-    keys = _MESSAGE_ROWS.insert_with(
-        rows, children=[(_RECIPIENT_ROWS, recipient_rows), (_EVENT_ROWS, event_rows)]
-    )
-    if OutgoingMessage.Status.QUEUED in statuses:
-        # Once committed, so the pass finds them; one pass waiting in the broker serves
-        # every message committed before a worker takes it (see smtpconfig.wakeups).
-        drain_soon()
+    children = [(_RECIPIENT_ROWS, recipient_rows), (_EVENT_ROWS, event_rows)]
+    queued = OutgoingMessage.Status.QUEUED in statuses
+    # Once committed, a drain is asked for, so the pass finds them; one pass waiting in the
+    # broker serves every message committed before a worker takes it (smtpconfig.wakeups).
+    # Whether it still waits is read with the rows, after their commit, where it can be.
+    check = drain_waiting_check() if queued else None
+    if check is None:
+        keys = _MESSAGE_ROWS.insert_with(rows, children=children)
+    else:
+        keys, (entry_rows,) = _MESSAGE_ROWS.insert_with_then(
+            rows, children=children, then=[check.read]
+        )
+        check = check.answered(entry_rows)
+    if queued:
+        drain_soon(check)
     return keys
 
 

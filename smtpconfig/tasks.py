@@ -4,9 +4,15 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from smtpconfig.delivery import DRAIN_TASK, DrainReport, drain_soon, outbox_drain
+from smtpconfig.delivery import (
+    DRAIN_TASK,
+    DrainReport,
+    drain_soon,
+    drain_waiting_check,
+    outbox_drain,
+)
 
-__all__ = ["DRAIN_TASK", "drain_outbox", "drain_soon", "drain_summary"]
+__all__ = ["DRAIN_TASK", "drain_outbox", "drain_soon", "drain_summary", "drain_waiting_check"]
 
 
 def drain_outbox() -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, NotSupportedError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blacklist.models import BlacklistEntry
+from core.compiled import CompiledQuery
 from core.inserts import CompiledInsert
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
 
@@ -289,5 +291,67 @@ def test_children_must_point_to_the_parent_by_their_first_field():
         MESSAGE_ROWS.insert_with(
             [(1, "queued", "<1@c>", "Hi", b"", False, 0, None, None)],
             children=[(wrong, [[("a@golf.example", None)]])],
+        )
+    assert not OutgoingMessage.objects.exists()
+
+
+# The reads after the commit: outside any transaction, so these tests commit for real.
+MESSAGE_BY_ID = CompiledQuery(lambda: OutgoingMessage.objects.filter(message_id="").order_by())
+SERVER_BY_KEY = CompiledQuery(lambda: SmtpServer.objects.filter(pk=0).order_by())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_after_the_commit_see_the_rows_and_go_with_them_on_postgresql(make_server):
+    server = make_server()
+    row = (server.pk, "queued", "<then@c>", "Hi", b"raw", False, 0, None, None)
+    recipients = [(None, "a@golf.example", "to", "pending", "a@golf.example", None)]
+    with CaptureQueriesContext(connection) as queries:
+        (key,), (messages, servers) = MESSAGE_ROWS.insert_with_then(
+            [row],
+            children=[(RECIPIENT_ROWS, [recipients])],
+            then=[(MESSAGE_BY_ID, ["<then@c>"]), (SERVER_BY_KEY, [server.pk])],
+        )
+    # The reads found the message just written, and the other read its own row.
+    assert [instance.pk for instance in MESSAGE_BY_ID.instances(messages)] == [key]
+    assert [instance.pk for instance in SERVER_BY_KEY.instances(servers)] == [server.pk]
+    assert Recipient.objects.get(message_id=key).email == "a@golf.example"
+    statements = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        # One message: the rows' own transaction, committed before the reads.
+        (statement,) = statements
+        assert statement.startswith("BEGIN; WITH ")
+        assert statement.count("; COMMIT; SELECT ") == 1
+    else:
+        assert sum("INSERT" in sql for sql in statements) == 2
+        assert sum(sql.startswith("SELECT") for sql in statements) == 2
+    assert not connection.in_atomic_block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_refused_before_the_reads_leave_nothing_and_the_connection_goes_on(make_server):
+    server = make_server()
+    row = (server.pk, "queued", "<refused@c>", "Hi", b"", False, 0, None, None)
+    recipients = [(None, "b@golf.example", None, "pending", "b@golf.example", None)]
+    with pytest.raises(IntegrityError):
+        MESSAGE_ROWS.insert_with_then(
+            [row],
+            children=[(RECIPIENT_ROWS, [recipients])],
+            then=[(MESSAGE_BY_ID, ["<refused@c>"])],
+        )
+    assert not OutgoingMessage.objects.exists() and not Recipient.objects.exists()
+    # Not left in a failed transaction: the next rows go in and are committed.
+    (key,), (messages,) = MESSAGE_ROWS.insert_with_then(
+        [(server.pk, "queued", "<next@c>", "Hi", b"", False, 0, None, None)],
+        then=[(MESSAGE_BY_ID, ["<next@c>"])],
+    )
+    assert [instance.pk for instance in MESSAGE_BY_ID.instances(messages)] == [key]
+
+
+def test_reads_after_the_commit_are_refused_inside_a_transaction(make_server):
+    server = make_server()
+    with pytest.raises(TransactionManagementError, match="outside a transaction"):
+        MESSAGE_ROWS.insert_with_then(
+            [(server.pk, "queued", "<in@c>", "Hi", b"", False, 0, None, None)],
+            then=[(MESSAGE_BY_ID, ["<in@c>"])],
         )
     assert not OutgoingMessage.objects.exists()

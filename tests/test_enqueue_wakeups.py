@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.mail import send_mail
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.brokers import Broker
 from django_q.brokers.orm import ORM
@@ -17,7 +19,7 @@ from django_q.signing import SignedPackage
 
 from smtpconfig.models import MailSettings, OutgoingMessage
 from smtpconfig.tasks import DRAIN_TASK
-from smtpconfig.wakeups import _broker, task_request
+from smtpconfig.wakeups import _broker, task_request, task_waiting_check
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +115,55 @@ def test_one_broker_per_thread_until_the_configuration_changes(monkeypatch):
     assert isinstance(_broker(), ListBroker)
     monkeypatch.undo()
     assert type(_broker()) is type(first)
+
+
+def orm_broker_only(broker):
+    if not isinstance(broker, ORM):
+        pytest.skip("the look goes with the caller's statement in the ORM broker's database")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_read_with_the_callers_statement_spares_the_broker_a_look(broker):
+    orm_broker_only(broker)
+    assert request() is True
+    check = task_waiting_check(DRAIN_TASK, using=DEFAULT_DB_ALIAS)
+    waiting = check.answered(check.read[0].rows(check.read[1]))
+    with CaptureQueriesContext(connection) as queries:
+        assert task_request(DRAIN_TASK, task_name="drain outbox", checked=waiting) is False
+    assert queries.captured_queries == []
+    # Read once the task was taken, the answer says so: a new task is queued.
+    broker.dequeue()
+    taken = check.answered(check.read[0].rows(check.read[1]))
+    assert task_request(DRAIN_TASK, task_name="drain outbox", checked=taken) is True
+    assert broker.queue_size() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_about_an_older_task_is_not_taken_for_the_new_one(broker):
+    orm_broker_only(broker)
+    assert request() is True
+    check = task_waiting_check(DRAIN_TASK, using=DEFAULT_DB_ALIAS)
+    stale = check.answered(check.read[0].rows(check.read[1]))  # the first task, waiting
+    broker.dequeue()
+    assert request() is True  # the first was taken: a second task, remembered now
+    broker.dequeue()  # and taken too
+    # The answer about the first task says "waiting" but is about another task: the broker
+    # is read for the one remembered, which was taken, so a third task is queued.
+    assert task_request(DRAIN_TASK, task_name="drain outbox", checked=stale) is True
+    assert broker.queue_size() == 1
+
+
+def test_inside_a_transaction_the_look_waits_for_the_commit(broker):
+    orm_broker_only(broker)
+    assert request() is True
+    # The test runs in a transaction: nothing the caller writes is committed before the look.
+    assert task_waiting_check(DRAIN_TASK, using=DEFAULT_DB_ALIAS) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_in_another_database_is_looked_at_by_the_request(broker):
+    orm_broker_only(broker)
+    assert request() is True
+    assert task_waiting_check(DRAIN_TASK, using=DEFAULT_DB_ALIAS) is not None
+    # Work written to another database cannot carry the look at this one.
+    assert task_waiting_check(DRAIN_TASK, using="elsewhere") is None
