@@ -5,13 +5,23 @@ Composing a query through the ORM costs far more than running it on a small tabl
 once; its rows become instances the way Django's own ``ModelIterable`` makes them (the
 fields' converters, decryption included, and ``select_related`` objects), so they are the
 instances the queryset would give.
+
+On PostgreSQL, outside a transaction, the reads are also prepared once per server session
+and then executed by name (``PREPARE`` and ``EXECUTE``, in the same message as the reads
+themselves): the server parses and plans each once instead of at every call, which halves
+its time for a ``send_mail``'s four reads (0.48 to 0.24 ms).
 """
 
+import functools
+import hashlib
+import itertools
+import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
@@ -133,8 +143,9 @@ def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
     On PostgreSQL they go to the server as one message and come back in one round trip: the
     reads a call makes before writing cost one wait for the server instead of one each.
     Under ``READ COMMITTED`` each statement still sees what was committed when it started,
-    as when they ran one by one; in autocommit they run in one implicit transaction. On
-    SQLite (in the process: no round trip) and with server-side binding they run one by one.
+    as when they ran one by one; in autocommit they run in one implicit transaction, as
+    prepared statements of the server session (``_Session``). On SQLite (in the process: no
+    round trip) and with server-side binding they run one by one.
     """
     statements = [query._statement(params) for query, params in reads]
     aliases = {compiled.alias for compiled, _params in statements}
@@ -144,21 +155,129 @@ def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
         return []
     connection = connections[aliases.pop()]
     with connection.cursor() as cursor:
-        if len(statements) == 1 or not one_message(connection, cursor):
+        if not one_message(connection, cursor):
             results = []
             for compiled, params in statements:
                 cursor.execute(compiled.sql, params)
                 results.append(cursor.fetchall())
             return results
+        # Outside a transaction only: a message that fails there leaves nothing to undo, and
+        # the reads run again at once (inside one, the failure would doom the caller's).
+        session = None if connection.in_atomic_block else _Session.of(connection.connection)
+        if session is not None:
+            sql, params, prepared = session.message(statements)
+            try:
+                results = _message_results(cursor, sql, params)
+            except DatabaseError as error:
+                if not session.failed(error):
+                    raise
+            else:
+                session.names |= prepared
+                return _counted(results, statements)
         # Django's composed SQL holds no statement separator of its own and escapes any
         # literal percent sign, so the statements join as they are.
-        cursor.execute(
+        results = _message_results(
+            cursor,
             "; ".join(compiled.sql for compiled, _params in statements),
             [value for _compiled, params in statements for value in params],
         )
-        results = [cursor.fetchall()]
-        while cursor.nextset():
+    return _counted(results, statements)
+
+
+def _message_results(cursor, sql: str, params: list) -> list[list[tuple]]:
+    """Run ``sql``; the rows of each of its statements that gives rows, in order."""
+    cursor.execute(sql, params)
+    results = []
+    while True:
+        if cursor.description is not None:
             results.append(cursor.fetchall())
+        if not cursor.nextset():
+            return results
+
+
+def _counted(results: list, statements: list) -> list:
     if len(results) != len(statements):
         raise RuntimeError(f"{len(statements)} statements gave {len(results)} results.")
     return results
+
+
+class _Session:
+    """The reads prepared in one PostgreSQL server session (one driver connection).
+
+    A read not prepared yet is prepared in the message that first runs it
+    (``PREPARE name AS …; EXECUTE name(…)``), so a new connection costs no extra round
+    trip. The name holds the session's generation and a hash of the query: a message that
+    fails may have prepared some of its statements, unknown to us, so the generation moves
+    on and nothing is ever prepared twice under one name. A statement the server no longer
+    knows (``DEALLOCATE``, a proxy that moves the connection to another server session)
+    or a plan the server can no longer use makes the reads run again as plain statements;
+    after a few of these the session prepares nothing more. Past ``LIMIT`` statements a
+    session runs new shapes plain.
+    """
+
+    LIMIT = 64
+    RETRIES = 3
+    # What a prepared statement itself can cause: unknown name, name taken, a parameter
+    # whose type the query does not tell, a plan whose result no longer fits the table.
+    RETRY_STATES = frozenset({"26000", "42P05", "42P18", "0A000"})
+
+    _sessions: "weakref.WeakKeyDictionary[object, _Session]" = weakref.WeakKeyDictionary()
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self.names: set[str] = set()
+        self.generation = 0
+        self.retries = 0
+
+    @classmethod
+    def of(cls, driver) -> "_Session | None":
+        """The session of ``driver``; ``None`` once it prepares nothing more."""
+        with cls._lock:
+            session = cls._sessions.get(driver)
+            if session is None:
+                session = cls._sessions[driver] = cls()
+        return session if session.retries < cls.RETRIES else None
+
+    def message(self, statements) -> tuple[str, list, set[str]]:
+        """The message running ``statements`` by name, preparing those not prepared yet;
+        its parameters and the names it prepares."""
+        parts, params, prepared = [], [], set()
+        for compiled, values in statements:
+            name = _statement_name(compiled.sql, self.generation)
+            if name not in self.names and name not in prepared:
+                if len(self.names) + len(prepared) >= self.LIMIT:
+                    parts.append(compiled.sql)
+                    params += values
+                    continue
+                parts.append(f"PREPARE {name} AS {_numbered(compiled.sql)}")
+                prepared.add(name)
+            parts.append(
+                f"EXECUTE {name}({', '.join(['%s'] * len(values))})"
+                if values
+                else f"EXECUTE {name}"
+            )
+            params += values
+        return "; ".join(parts), params, prepared
+
+    def failed(self, error: DatabaseError) -> bool:
+        """After a failed message, whether the failure came of preparing (the reads then
+        run again, plain). What the message prepared is unknown: new names from now on."""
+        self.names = set()
+        self.generation += 1
+        if getattr(error.__cause__, "sqlstate", None) not in self.RETRY_STATES:
+            return False
+        self.retries += 1
+        return True
+
+
+@functools.lru_cache(maxsize=512)
+def _statement_name(sql: str, generation: int) -> str:
+    return f"mailadmin_{generation}_{hashlib.blake2b(sql.encode(), digest_size=12).hexdigest()}"
+
+
+@functools.lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """``sql`` with its ``%s`` placeholders numbered as ``PREPARE`` wants them (``$1``…);
+    ``%%`` stays, for the driver to make it ``%`` as in the rest of the message."""
+    numbers = itertools.count(1)
+    return re.sub(r"%%|%s", lambda match: "%%" if match[0] == "%%" else f"${next(numbers)}", sql)

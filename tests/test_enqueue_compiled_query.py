@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from blacklist.models import BlacklistEntry
-from core.compiled import CompiledQuery, rows_together
+from core.compiled import CompiledQuery, _numbered, _Session, rows_together
 from smtpconfig.models import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +120,111 @@ def test_reads_together_refuse_a_wrong_number_of_parameters_before_sending_anyth
     ):
         rows_together([(servers, None), (servers, ["A", "B"])])
     assert len(queries) == 0
+
+
+# --- Reads prepared once per PostgreSQL session (outside a transaction) -------------------
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL prepares the reads of a session"
+)
+BY_EMAIL = CompiledQuery(lambda: BlacklistEntry.objects.filter(email="").order_by("pk"))
+BY_NAME = CompiledQuery(lambda: SmtpServer.objects.filter(name="").order_by("pk"))
+
+
+@pytest.fixture
+def fresh_session():
+    """This test's connection with nothing prepared, and as new to ``core.compiled``."""
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    _Session._sessions.pop(connection.connection, None)
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    _Session._sessions.pop(connection.connection, None)
+
+
+def sent(reads) -> tuple[list, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        rows = rows_together(reads)
+    return rows, [q["sql"] for q in queries.captured_queries]
+
+
+def emails(rows) -> list[str]:
+    return [entry.email for entry in BY_EMAIL.instances(rows)]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_reads_are_prepared_in_their_first_message_then_run_by_name(make_server, fresh_session):
+    # Quotes, a percent sign and a semicolon in a value travel as they are.
+    odd = "o'brien%;--@golf.example"
+    BlacklistEntry.objects.create(email=odd)
+    make_server(name="A")
+    reads = [(BY_EMAIL, [odd]), (BY_NAME, ["A"])]
+    first, (message,) = sent(reads)
+    assert message.count("PREPARE ") == 2 and message.count("EXECUTE ") == 2
+    again, (message,) = sent(reads)
+    assert "PREPARE" not in message and message.count("EXECUTE ") == 2
+    assert first == again
+    assert emails(first[0]) == [odd]
+    assert [server.name for server in BY_NAME.instances(first[1])] == ["A"]
+    # The same rows as the plain statements give.
+    with transaction.atomic():
+        plain, (message,) = sent(reads)
+    assert "EXECUTE" not in message and plain == first
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_statements_the_server_forgot_are_run_plain_then_prepared_again(fresh_session):
+    BlacklistEntry.objects.create(email="gone@golf.example")
+    reads = [(BY_EMAIL, ["gone@golf.example"]), (BY_NAME, ["A"])]
+    sent(reads)
+    for forgotten in range(_Session.RETRIES):
+        # A proxy moving the connection to another server session, say.
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        rows, messages = sent(reads)
+        assert emails(rows[0]) == ["gone@golf.example"]
+        # The message by name failed; the reads ran again, plain, in the same call.
+        assert [message.startswith("EXECUTE") for message in messages] == [True, False]
+        if forgotten < _Session.RETRIES - 1:
+            # Then prepared again, under new names.
+            rows, (message,) = sent(reads)
+            assert message.count("PREPARE ") == 2
+    # Forgotten too often: this session's reads run plain from now on.
+    rows, (message,) = sent(reads)
+    assert emails(rows[0]) == ["gone@golf.example"]
+    assert "PREPARE" not in message and "EXECUTE" not in message
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_read_the_database_refuses_raises_and_the_next_reads_are_prepared_anew(
+    make_server, fresh_session
+):
+    make_server(name="A")
+    by_port = CompiledQuery(lambda: SmtpServer.objects.filter(port=25))
+    with pytest.raises(DatabaseError):
+        sent([(BY_NAME, ["A"]), (by_port, ["not a number"])])
+    # What the failed message prepared is not relied on: new names, prepared again.
+    rows, (message,) = sent([(BY_NAME, ["A"])])
+    assert message.startswith("PREPARE ")
+    assert [server.name for server in BY_NAME.instances(rows[0])] == ["A"]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_past_its_limit_a_session_runs_new_shapes_plain(fresh_session, monkeypatch):
+    monkeypatch.setattr(_Session, "LIMIT", 1)
+    sent([(BY_EMAIL, ["a@golf.example"])])
+    _rows, (message,) = sent([(BY_EMAIL, ["a@golf.example"]), (BY_NAME, ["A"])])
+    assert message.startswith("EXECUTE ") and message.count("EXECUTE") == 1
+    assert "PREPARE" not in message and '"smtpconfig_smtpserver"' in message
+
+
+def test_placeholders_are_numbered_for_prepare_and_a_literal_percent_stays_escaped():
+    assert _numbered("a = %s AND b LIKE '%%x' AND c IN (%s, %s)") == (
+        "a = $1 AND b LIKE '%%x' AND c IN ($2, $3)"
+    )
