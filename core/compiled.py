@@ -163,7 +163,8 @@ def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
             return results
         # Outside a transaction only: a message that fails there leaves nothing to undo, and
         # the reads run again at once (inside one, the failure would doom the caller's).
-        session = None if connection.in_atomic_block else _Session.of(connection.connection)
+        autocommit = connection.get_autocommit() and not connection.in_atomic_block
+        session = _Session.of(connection.connection) if autocommit else None
         if session is not None:
             sql, params, prepared = session.message(statements)
             try:

@@ -228,3 +228,16 @@ def test_placeholders_are_numbered_for_prepare_and_a_literal_percent_stays_escap
     assert _numbered("a = %s AND b LIKE '%%x' AND c IN (%s, %s)") == (
         "a = $1 AND b LIKE '%%x' AND c IN ($2, $3)"
     )
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_of_the_callers_own_the_reads_run_plain(fresh_session):
+    """A failed message there would doom the caller's transaction: nothing is prepared."""
+    connection.set_autocommit(False)
+    try:
+        _rows, (message,) = sent([(BY_NAME, ["A"])])
+    finally:
+        connection.rollback()
+        connection.set_autocommit(True)
+    assert "PREPARE" not in message and "EXECUTE" not in message
