@@ -168,25 +168,26 @@ def rows_together(reads: Sequence[Read]) -> list[list[tuple]]:
         if session is not None:
             sql, params, prepared = session.message(statements)
             try:
-                results = _message_results(cursor, sql, params)
+                results = message_results(cursor, sql, params)
             except DatabaseError as error:
                 if not session.failed(error):
                     raise
             else:
                 session.names |= prepared
-                return _counted(results, statements)
-        # Django's composed SQL holds no statement separator of its own and escapes any
-        # literal percent sign, so the statements join as they are.
-        results = _message_results(
+                return counted(results, statements)
+        results = message_results(
             cursor,
             "; ".join(compiled.sql for compiled, _params in statements),
             [value for _compiled, params in statements for value in params],
         )
-    return _counted(results, statements)
+    return counted(results, statements)
 
 
-def _message_results(cursor, sql: str, params: list) -> list[list[tuple]]:
-    """Run ``sql``; the rows of each of its statements that gives rows, in order."""
+def message_results(cursor, sql: str, params: list) -> list[list[tuple]]:
+    """Run ``sql`` (statements joined by ``;``, sent as one message on PostgreSQL); the rows
+    of each of its statements that gives rows, in order. Django's composed SQL holds no
+    statement separator of its own and escapes any literal percent sign, so its statements
+    join as they are."""
     cursor.execute(sql, params)
     results = []
     while True:
@@ -196,7 +197,8 @@ def _message_results(cursor, sql: str, params: list) -> list[list[tuple]]:
             return results
 
 
-def _counted(results: list, statements: list) -> list:
+def counted(results: list, statements: list) -> list:
+    """``results``, one for each of ``statements`` (else the message was not what was sent)."""
     if len(results) != len(statements):
         raise RuntimeError(f"{len(statements)} statements gave {len(results)} results.")
     return results

@@ -27,7 +27,7 @@ from django.db.models.fields.related import ForeignKey
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from core.compiled import Read, one_message, rows_together
+from core.compiled import Read, counted, message_results, one_message, rows_together
 
 _PLAIN_TYPES = {
     fields.CharField: str,
@@ -215,37 +215,32 @@ class CompiledInsert:
                 "Reads after the commit need the rows committed on their own: call this "
                 "outside a transaction."
             )
-        if connection.vendor != "postgresql" or len(rows) != 1 or not then:
-            keys = self.insert_with(rows, children=children, using=using)
-            return keys, rows_together(then)
-        sql, params = self._one_with_statement(connection, rows[0], children)
+        if connection.vendor == "postgresql" and len(rows) == 1 and then:
+            with connection.cursor() as cursor:
+                if one_message(connection, cursor):
+                    return self._one_with_then(connection, cursor, rows[0], children, then)
+        keys = self.insert_with(rows, children=children, using=using)
+        return keys, rows_together(then)
+
+    def _one_with_then(self, connection, cursor, row: Sequence, children, then) -> tuple:
+        """PostgreSQL: one row, its children and the reads ``then`` in one message."""
+        sql, params = self._one_with_statement(connection, row, children)
         reads = [query._statement(read_params) for query, read_params in then]
-        if {compiled.alias for compiled, _params in reads} != {using}:
-            raise ValueError(f"Reads of the database written ({using}) only.")
-        with connection.cursor() as cursor:
-            if not one_message(connection, cursor):
-                cursor.execute(sql, params)
-                ((key,),) = cursor.fetchall()
-                return [key], rows_together(then)
-            try:
-                # Django's composed SQL holds no statement separator of its own and escapes
-                # any literal percent sign, so the statements join as they are.
-                cursor.execute(
+        if {compiled.alias for compiled, _params in reads} != {connection.alias}:
+            raise ValueError(f"Reads of the database written ({connection.alias}) only.")
+        try:
+            # BEGIN and COMMIT give no rows: the results are the statement's, then the reads'.
+            results = counted(
+                message_results(
+                    cursor,
                     "; ".join(["BEGIN", sql, "COMMIT", *(compiled.sql for compiled, _p in reads)]),
                     [*params, *(value for _compiled, values in reads for value in values)],
-                )
-            except BaseException:
-                _abandoned_transaction_end(connection)
-                raise
-            # BEGIN and COMMIT give no rows: the results are the statement's, then the reads'.
-            results = []
-            while True:
-                if cursor.description is not None:
-                    results.append(cursor.fetchall())
-                if not cursor.nextset():
-                    break
-        if len(results) != 1 + len(reads):
-            raise RuntimeError(f"{1 + len(reads)} statements gave {len(results)} results.")
+                ),
+                [None, *reads],
+            )
+        except BaseException:
+            _abandoned_transaction_end(connection)
+            raise
         ((key,),) = results[0]
         return [key], results[1:]
 
