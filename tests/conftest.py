@@ -132,3 +132,21 @@ def broker():
     broker.purge_queue()
     yield broker
     broker.purge_queue()
+
+
+@pytest.fixture
+def fresh_session():
+    """PostgreSQL: this test's connection with nothing prepared, and as new to
+    ``core.compiled`` (which prepares a session's reads and writes once)."""
+    from django.db import connection
+
+    from core.compiled import _Session
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    _Session._sessions.pop(connection.connection, None)
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    _Session._sessions.pop(connection.connection, None)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, IntegrityError, NotSupportedError, connection, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    connection,
+    transaction,
+)
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -16,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blacklist.models import BlacklistEntry
-from core.compiled import CompiledQuery
+from core.compiled import CompiledQuery, _Session
 from core.inserts import CompiledInsert
 from smtpconfig.models import MessageEvent, OutgoingMessage, Recipient, SmtpServer
 
@@ -319,7 +326,7 @@ def test_reads_after_the_commit_see_the_rows_and_go_with_them_on_postgresql(make
     if connection.vendor == "postgresql":
         # One message: the rows' own transaction, committed before the reads.
         (statement,) = statements
-        assert statement.startswith("BEGIN; WITH ")
+        assert statement.startswith("BEGIN; ")
         assert statement.count("; COMMIT; SELECT ") == 1
     else:
         assert sum("INSERT" in sql for sql in statements) == 2
@@ -355,3 +362,121 @@ def test_reads_after_the_commit_are_refused_inside_a_transaction(make_server):
             then=[(MESSAGE_BY_ID, ["<in@c>"])],
         )
     assert not OutgoingMessage.objects.exists()
+
+
+# --- The rows' statement prepared once per PostgreSQL session (outside a transaction) -----
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL prepares the statements of a session"
+)
+# A subject and bytes that must travel as they are: quotes, a percent sign, a semicolon.
+ODD_SUBJECT = "l'été; 100 %% sûr -- ou pas"
+ODD_RAW = b"\x00\xff';%s--"
+
+
+def written_then_read(message_id: str, recipients=None) -> tuple[int, list, list[str]]:
+    """``insert_with_then`` for one message: its key, the read of it, the messages sent."""
+    server_pk = SmtpServer.objects.values_list("pk", flat=True).first()
+    row = (server_pk, "queued", message_id, ODD_SUBJECT, ODD_RAW, False, 0, None, None)
+    recipients = recipients or [(None, "a@golf.example", "to", "pending", "a@golf.example", None)]
+    with CaptureQueriesContext(connection) as queries:
+        (key,), (messages,) = MESSAGE_ROWS.insert_with_then(
+            [row],
+            children=[(RECIPIENT_ROWS, [recipients])],
+            then=[(MESSAGE_BY_ID, [message_id])],
+        )
+    return key, messages, [q["sql"] for q in queries.captured_queries]
+
+
+def written(message_id: str) -> list[tuple]:
+    return list(
+        OutgoingMessage.objects.filter(message_id=message_id).values_list(
+            "server_id", "status", "subject", "raw", "test_mode", "attempts", "recipients__email"
+        )
+    )
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_rows_statement_is_prepared_in_its_first_message_then_run_by_name(
+    make_server, fresh_session
+):
+    make_server()
+    key, messages, (first,) = written_then_read("<first@c>")
+    assert first.startswith("BEGIN; PREPARE mailadmin_") and " AS WITH parent AS " in first
+    assert first.count("; EXECUTE mailadmin_") == 1 and first.count("; COMMIT; SELECT ") == 1
+    again, _messages, (second,) = written_then_read("<second@c>")
+    assert second.startswith("BEGIN; EXECUTE mailadmin_") and "WITH" not in second
+    assert [m.pk for m in MESSAGE_BY_ID.instances(messages)] == [key] and again != key
+    # The rows a plain statement writes, the odd values included.
+    with transaction.atomic():
+        MESSAGE_ROWS.insert_with(
+            [(make_server().pk, "queued", "<plain@c>", ODD_SUBJECT, ODD_RAW, False, 0, None, None)],
+            children=[
+                (
+                    RECIPIENT_ROWS,
+                    [[(None, "a@golf.example", "to", "pending", "a@golf.example", None)]],
+                )
+            ],
+        )
+    (plain,) = written("<plain@c>")
+    assert (
+        written("<first@c>") == written("<second@c>") == [(written("<first@c>")[0][0], *plain[1:])]
+    )
+    assert bytes(plain[3]) == ODD_RAW and plain[2] == ODD_SUBJECT
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_rows_statement_the_server_forgot_writes_the_rows_once_plain_in_the_same_call(
+    make_server, fresh_session
+):
+    make_server()
+    written_then_read("<before@c>")
+    with connection.cursor() as cursor:
+        # A proxy moving the connection to another server session, say.
+        cursor.execute("DEALLOCATE ALL")
+    key, messages, sent = written_then_read("<forgotten@c>")
+    # By name first: refused before the COMMIT, so nothing written; then plain.
+    assert [message.split(" ", 2)[1] for message in sent] == ["EXECUTE", "WITH"]
+    assert len(written("<forgotten@c>")) == 1
+    assert [m.pk for m in MESSAGE_BY_ID.instances(messages)] == [key]
+    # Prepared again, under a new name.
+    _key, _messages, (message,) = written_then_read("<after@c>")
+    assert message.startswith("BEGIN; PREPARE mailadmin_1_")
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_read_failing_after_the_commit_never_writes_the_rows_again(
+    make_server, fresh_session, monkeypatch
+):
+    """Past the COMMIT the rows are written: the message must not run again, whatever the
+    read's error (here one made to look like a forgotten statement's)."""
+    server = make_server()
+    monkeypatch.setattr(_Session, "RETRY_STATES", _Session.RETRY_STATES | {"22P02"})
+    row = (server.pk, "queued", "<committed@c>", "Hi", b"", False, 0, None, None)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(DataError):
+        MESSAGE_ROWS.insert_with_then([row], then=[(SERVER_BY_KEY, ["not a number"])])
+    assert len(queries.captured_queries) == 1
+    assert OutgoingMessage.objects.filter(message_id="<committed@c>").count() == 1
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_rows_a_prepared_statement_refuses_leave_nothing_and_the_next_are_prepared_anew(
+    make_server, fresh_session
+):
+    make_server()
+    written_then_read("<prepared@c>")
+    refused = [(None, "b@golf.example", None, "pending", "b@golf.example", None)]
+    with CaptureQueriesContext(connection) as queries, pytest.raises(IntegrityError):
+        written_then_read("<refused@c>", recipients=refused)
+    # Refused by the table, not by the name: not run again.
+    (message,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("BEGIN")]
+    assert message.startswith("BEGIN; EXECUTE mailadmin_0_")
+    assert not written("<refused@c>")
+    # What the failed message prepared is not relied on: new names, prepared again.
+    _key, _messages, (message,) = written_then_read("<next@c>")
+    assert message.startswith("BEGIN; PREPARE mailadmin_1_")
+    assert len(written("<next@c>")) == 1

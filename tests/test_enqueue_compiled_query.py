@@ -131,19 +131,6 @@ BY_EMAIL = CompiledQuery(lambda: BlacklistEntry.objects.filter(email="").order_b
 BY_NAME = CompiledQuery(lambda: SmtpServer.objects.filter(name="").order_by("pk"))
 
 
-@pytest.fixture
-def fresh_session():
-    """This test's connection with nothing prepared, and as new to ``core.compiled``."""
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
-    _Session._sessions.pop(connection.connection, None)
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
-    _Session._sessions.pop(connection.connection, None)
-
-
 def sent(reads) -> tuple[list, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         rows = rows_together(reads)
