@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
@@ -123,7 +123,45 @@ class CompiledQuery:
         return instances
 
 
-Read = tuple[CompiledQuery, Sequence | None]
+@dataclass(frozen=True)
+class _Written:
+    alias: str
+    sql: str
+
+
+class SqlRead:
+    """A read written as SQL, whose rows are wanted as the driver gives them (no instances):
+    ``sql_for(connection)`` composes it once per database, with ``%s`` for each of its
+    ``params`` parameters and ``%%`` for a literal percent sign, as Django's own SQL.
+    It goes wherever a ``CompiledQuery`` read goes (``rows_together``, ``core.inserts``)."""
+
+    def __init__(
+        self,
+        sql_for: Callable[[BaseDatabaseWrapper], str],
+        *,
+        params: int = 0,
+        using: str = DEFAULT_DB_ALIAS,
+    ):
+        self._sql_for = sql_for
+        self._params = params
+        self._using = using
+
+    @functools.cached_property
+    def _written(self) -> _Written:
+        return _Written(alias=self._using, sql=self._sql_for(connections[self._using]))
+
+    def _statement(self, params: Sequence | None) -> tuple[_Written, tuple]:
+        params = tuple(params or ())
+        if len(params) != self._params:
+            raise ValueError(f"{self._params} parameters expected, {len(params)} given.")
+        return self._written, params
+
+    def rows(self, params: Sequence | None = None) -> list[tuple]:
+        (rows,) = rows_together([(self, params)])
+        return rows
+
+
+Read = tuple[CompiledQuery | SqlRead, Sequence | None]
 
 
 def one_message(connection: BaseDatabaseWrapper, cursor) -> bool:

@@ -206,15 +206,22 @@ class CompiledInsert:
         *,
         children: Sequence[tuple["CompiledInsert", Sequence[Sequence[Sequence]]]] = (),
         then: Sequence[Read],
+        unless: Sequence[Read] = (),
         using: str = "default",
     ) -> tuple[list[int], list[list[tuple]]]:
         """``insert_with``, then the reads ``then`` once the rows are committed: the keys of
         ``rows`` and the rows of each read (as ``CompiledQuery.rows`` gives them).
 
+        With ``unless``, nothing is written if any of those reads finds a row (the keys are
+        then ``[]``; the reads ``then`` still run): a write that holds only while what its
+        rows were made from is unchanged.
+
         Outside a transaction only: inside one, nothing would be committed before the reads.
         On PostgreSQL one row, its children and the reads go to the server as one message
         (``BEGIN; WITH …; COMMIT; SELECT …``): one round trip, the reads seeing what was
-        committed once the rows were. Otherwise ``insert_with``, then the reads together.
+        committed once the rows were, and the reads ``unless`` made by the statement that
+        writes. Otherwise ``insert_with``, then the reads together; the reads ``unless``
+        first, in the rows' transaction.
         """
         connection = connections[using]
         if connection.in_atomic_block:
@@ -222,15 +229,20 @@ class CompiledInsert:
                 "Reads after the commit need the rows committed on their own: call this "
                 "outside a transaction."
             )
-        if connection.vendor == "postgresql" and len(rows) == 1 and then:
+        if connection.vendor == "postgresql" and len(rows) == 1 and (then or unless):
             with connection.cursor() as cursor:
                 if one_message(connection, cursor):
-                    return self._one_with_then(connection, cursor, rows[0], children, then)
-        keys = self.insert_with(rows, children=children, using=using)
+                    return self._one_with_then(connection, cursor, rows[0], children, then, unless)
+        if not unless:
+            return self.insert_with(rows, children=children, using=using), rows_together(then)
+        with transaction.atomic(using=using):
+            found = any(rows_together(unless))
+            keys = [] if found else self.insert_with(rows, children=children, using=using)
         return keys, rows_together(then)
 
-    def _one_with_then(self, connection, cursor, row: Sequence, children, then) -> tuple:
-        """PostgreSQL: one row, its children and the reads ``then`` in one message.
+    def _one_with_then(self, connection, cursor, row: Sequence, children, then, unless) -> tuple:
+        """PostgreSQL: one row, its children and the reads ``then`` in one message; the
+        statement writes nothing where one of the reads ``unless`` finds a row.
 
         Outside a transaction (autocommit) the statement is prepared once per server session,
         like the reads of ``rows_together``: the server then neither parses nor plans it
@@ -240,10 +252,11 @@ class CompiledInsert:
         knows fails before the ``COMMIT``: nothing is written, and the message runs again,
         plain.
         """
-        sql, params = self._one_with_statement(connection, row, children)
+        guards = [query._statement(read_params) for query, read_params in unless]
         reads = [query._statement(read_params) for query, read_params in then]
-        if {compiled.alias for compiled, _params in reads} != {connection.alias}:
+        if {compiled.alias for compiled, _params in [*guards, *reads]} != {connection.alias}:
             raise ValueError(f"Reads of the database written ({connection.alias}) only.")
+        sql, params = self._one_with_statement(connection, row, children, guards)
         session = prepared_session(connection)
         if session is not None:
             statement, values, prepared = session.message([(sql, params)])
@@ -265,14 +278,19 @@ class CompiledInsert:
             ((key,),) = cursor.fetchall()
         return key
 
-    def _one_with_statement(self, connection, row: Sequence, children) -> tuple[str, list]:
+    def _one_with_statement(
+        self, connection, row: Sequence, children, guards: Sequence = ()
+    ) -> tuple[str, list]:
         shape = tuple((child, len(rows)) for child, (rows,) in children if rows)
         (params,) = self._prepared([row], connection)
+        for _compiled, values in guards:
+            params += values
         for child, (rows,) in children:
             params += [
                 value for values in child._prepared(rows, connection) for value in values[1:]
             ]
-        return _family_sql(self, connection.alias, shape), params
+        unless = tuple(compiled.sql for compiled, _values in guards)
+        return _family_sql(self, connection.alias, shape, unless), params
 
     @staticmethod
     def _unnest(connection, head: str, tail: str, columns: list, prepared: list):
@@ -319,8 +337,7 @@ def _written_then_read(connection, cursor, sql: str, params: list, reads: list) 
     except BaseException:
         _abandoned_transaction_end(connection)
         raise
-    ((key,),) = results[0]
-    return [key], results[1:]
+    return [key for (key,) in results[0]], results[1:]
 
 
 def _abandoned_transaction_end(connection) -> bool:
@@ -349,16 +366,25 @@ def _cast_type(field, connection) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _family_sql(
-    parent: CompiledInsert, using: str, shape: tuple[tuple[CompiledInsert, int], ...]
+    parent: CompiledInsert,
+    using: str,
+    shape: tuple[tuple[CompiledInsert, int], ...],
+    unless: tuple[str, ...] = (),
 ) -> str:
     """``CompiledInsert.insert_with``'s statement for one row and children of ``shape``
-    (each with its number of rows), composed once per shape."""
+    (each with its number of rows), composed once per shape; with the reads ``unless``, the
+    row (and so its children) is written only where none of them finds a row."""
     connection = connections[using]
     pk = connection.ops.quote_name(parent.model._meta.pk.column)
-    marks = ", ".join(["%s"] * len(parent.columns))
-    parts = [f"parent AS ({parent._head(connection)} VALUES ({marks}) RETURNING {pk})"]
-    for index, (child, count) in enumerate(shape):
+    if unless:
         # A value is typed by its column's type, as in VALUES of an INSERT.
+        casts = ", ".join(f"%s::{_cast_type(field, connection)}" for field in parent.columns)
+        found = " OR ".join(f"EXISTS ({sql})" for sql in unless)
+        row = f"SELECT {casts} WHERE NOT ({found})"
+    else:
+        row = f"VALUES ({', '.join(['%s'] * len(parent.columns))})"
+    parts = [f"parent AS ({parent._head(connection)} {row} RETURNING {pk})"]
+    for index, (child, count) in enumerate(shape):
         casts = ", ".join(f"%s::{_cast_type(field, connection)}" for field in child.columns[1:])
         values = ", ".join([f"({casts})"] * count)
         parts.append(

@@ -8,12 +8,15 @@ decided.
 
 Planning (``message_plan``) reads but never writes, so a bad message or a missing server
 raises before anything of the call is stored; recording (``messages_record``) writes all
-messages of one call at once, all or none.
+messages of one call at once, all or none. On PostgreSQL a call of one message may be planned
+without reading (``messages_plan_kept``): the statement that records it then reads what the
+plan stands on, and writes nothing if that changed.
 """
 
 import copy
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,17 +24,19 @@ from email.utils import formataddr, getaddresses, make_msgid
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import EmailAlternative, EmailMessage
+from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from blacklist.models import BlacklistEntry
 from blacklist.selectors import blacklist_lookup
+from core.compiled import Read
 from core.inserts import CompiledInsert
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.direct import direct_worker
 from smtpconfig.dkim import dkim_sign
-from smtpconfig.exceptions import InvalidMessage
+from smtpconfig.exceptions import ConfigurationError, InvalidMessage
 from smtpconfig.models import (
     DkimKey,
     MailSettings,
@@ -48,7 +53,7 @@ from smtpconfig.selection import (
     mailbox_parse_cached,
     route_decide,
 )
-from smtpconfig.selectors import RoutingConfig, routing_read
+from smtpconfig.selectors import RoutingConfig, routing_kept, routing_read
 from smtpconfig.tasks import drain_soon, drain_waiting_check
 from smtpconfig.wire import wire_bytes
 
@@ -395,10 +400,15 @@ _EVENT_ROWS = CompiledInsert(MessageEvent, ["message_id", "kind", "detail", "use
 
 
 def messages_record(
-    *, plans: list[MessagePlan], delivery: str, now: datetime | None = None
-) -> list[int]:
+    *,
+    plans: list[MessagePlan],
+    delivery: str,
+    now: datetime | None = None,
+    unless: Sequence[Read] = (),
+) -> list[int] | None:
     """Write the planned messages, their recipients and events, all or none; the messages'
-    ids, in the plans' order.
+    ids, in the plans' order. With ``unless`` (``messages_plan_kept``), nothing is written,
+    and ``None`` returned, where one of those reads finds a row as the rows are written.
 
     ``queue``: messages are ``queued`` and a drain is requested once they are committed.
     ``direct``: they are ``sending`` under a lease held by this process, so the queue
@@ -482,16 +492,61 @@ def messages_record(
     # broker serves every message committed before a worker takes it (smtpconfig.wakeups).
     # Whether it still waits is read with the rows, after their commit, where it can be.
     check = drain_waiting_check() if queued else None
-    if check is None:
+    if check is None and not unless:
         keys = _MESSAGE_ROWS.insert_with(rows, children=children)
     else:
-        keys, (entry_rows,) = _MESSAGE_ROWS.insert_with_then(
-            rows, children=children, then=[check.read]
+        keys, then_rows = _MESSAGE_ROWS.insert_with_then(
+            rows, children=children, then=[check.read] if check else [], unless=unless
         )
-        check = check.answered(entry_rows)
+        if len(keys) < len(rows):
+            return None
+        check = check.answered(then_rows[0]) if check else None
     if queued:
         drain_soon(check)
     return keys
+
+
+def messages_plan_kept(
+    *, email_messages: list[EmailMessage]
+) -> tuple[RoutingConfig, list[MessagePlan], list[Read]] | None:
+    """A call of one message on PostgreSQL, outside a transaction: its plan made without
+    reading anything, with the configuration an earlier call read (``routing_kept``) and
+    none of its recipients blacklisted, and the reads that find a row where that does not
+    hold (the configuration changed since, a recipient is blacklisted), for
+    ``messages_record``'s ``unless``: the statement writing the message then reads them
+    itself, so the send costs one round trip instead of two.
+
+    ``None`` where there is no such plan: another call, no configuration kept, or one that
+    cannot plan the message (``messages_plan``, which reads, then decides, and raises what
+    is to be raised). A bad header or address raises here as it does there.
+    """
+    if len(email_messages) != 1 or transaction.get_connection().in_atomic_block:
+        return None
+    kept = routing_kept()
+    if kept is None:
+        return None
+    config, unchanged = kept
+    (email_message,) = email_messages
+    boxes = _recipient_boxes(email_message)
+    lookup = blacklist_lookup(
+        addresses=sorted({box.normalized for kind in boxes.values() for box in kind})
+    )
+    try:
+        plan = message_plan(
+            email_message=email_message,
+            boxes=boxes,
+            blocked={},
+            mail_settings=config.mail_settings,
+            servers=config.servers,
+            options=config.options,
+            dkim_keys=config.dkim_keys,
+        )
+    except (ConfigurationError, InvalidMessage):
+        # Perhaps only so with what was kept: decided again on what is read now.
+        return None
+    if plan is None:
+        return None
+    return config, [plan], [unchanged, *lookup.reads]
 
 
 def messages_plan(*, email_messages: list[EmailMessage]) -> tuple[RoutingConfig, list[MessagePlan]]:

@@ -4,10 +4,11 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from core.compiled import CompiledQuery, Read, rows_together
+from core.compiled import CompiledQuery, Read, SqlRead, rows_together
 from smtpconfig.conf import mailadmin_setting
 from smtpconfig.exceptions import ConfigurationError
 from smtpconfig.models import (
@@ -80,14 +81,51 @@ class RoutingConfig:
 _SETTINGS_ROW = CompiledQuery(lambda: MailSettings.objects.filter(pk=1))
 _ACTIVE_SERVERS = CompiledQuery(_routing_servers_queryset)
 _ACTIVE_DKIM_KEYS = CompiledQuery(lambda: DkimKey.objects.filter(is_active=True).order_by("pk"))
+
+
+def _version_sql(connection) -> str:
+    """PostgreSQL: a text that changes with every row written to the tables the
+    configuration is read from, however it was written: each row's key and the transaction
+    that wrote the version of it one sees (``xmin``, which every ``UPDATE`` renews)."""
+    quote = connection.ops.quote_name
+    tables = []
+    for model in (MailSettings, SmtpServer, DkimKey):
+        pk, table = quote(model._meta.pk.column), quote(model._meta.db_table)
+        # Names quoted by the database's own rules; no value goes into the text.
+        aggregate = f"string_agg({pk}::text || ':' || xmin::text, ',' ORDER BY {pk})"
+        tables.append(f"(SELECT {aggregate} FROM {table})")  # noqa: S608
+    return f"concat({", '/', ".join(tables)})"
+
+
+_VERSION = SqlRead(lambda connection: f"SELECT {_version_sql(connection)}")  # noqa: S608
+_VERSION_CHANGED = SqlRead(
+    lambda connection: f"SELECT 1 WHERE {_version_sql(connection)} IS DISTINCT FROM %s",  # noqa: S608
+    params=1,
+)
+
+
+@dataclass(frozen=True)
+class _Read:
+    rows: tuple
+    config: RoutingConfig
+    # PostgreSQL's version of the rows (``_version_sql``), read before them; else None.
+    version: str | None
+
+
 # The rows last read and the configuration built from them, shared by the process's threads.
-_last_config: dict[str, tuple[tuple, RoutingConfig]] = {}
+_last_config: dict[str, _Read] = {}
 
 
-def _routing_rows(also: Sequence[Read]) -> tuple[tuple, list[list[tuple]]]:
-    settings_rows, server_rows, key_rows, *also_rows = rows_together(
-        [(_SETTINGS_ROW, None), (_ACTIVE_SERVERS, None), (_ACTIVE_DKIM_KEYS, None), *also]
+def _routing_rows(also: Sequence[Read]) -> tuple[tuple, str | None, list[list[tuple]]]:
+    # On PostgreSQL the version comes first: a row written after it was read changes it, so
+    # the rows read after it are never newer than the version kept with them.
+    postgresql = connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    first = [(_VERSION, None)] if postgresql else []
+    results = rows_together(
+        [*first, (_SETTINGS_ROW, None), (_ACTIVE_SERVERS, None), (_ACTIVE_DKIM_KEYS, None), *also]
     )
+    version = results.pop(0)[0][0] if postgresql else None
+    settings_rows, server_rows, key_rows, *also_rows = results
     rows = (
         tuple(settings_rows),
         tuple(server_rows),
@@ -95,7 +133,7 @@ def _routing_rows(also: Sequence[Read]) -> tuple[tuple, list[list[tuple]]]:
         # The same ciphertext may decrypt differently (or not at all) under other keys.
         tuple(mailadmin_setting("ENCRYPTION_KEYS")),
     )
-    return rows, also_rows
+    return rows, version, also_rows
 
 
 def routing_read(*, also: Sequence[Read] = ()) -> tuple[RoutingConfig, list[list[tuple]]]:
@@ -109,14 +147,15 @@ def routing_read(*, also: Sequence[Read] = ()) -> tuple[RoutingConfig, list[list
     very next message. Only turning unchanged rows into instances again (decrypting keys,
     parsing filters) is skipped. Each call gets instances of its own.
     """
-    rows, also_rows = _routing_rows(also)
+    rows, version, also_rows = _routing_rows(also)
     if not rows[0]:
         # A new database: the settings row is made once, with its defaults.
         MailSettings.load()
-        rows, also_rows = _routing_rows(also)
+        rows, version, also_rows = _routing_rows(also)
     last = _last_config.get("last")
-    if last is not None and last[0] == rows:
-        return last[1].copied(), also_rows
+    if last is not None and last.rows == rows:
+        _last_config["last"] = _Read(rows=rows, config=last.config, version=version)
+        return last.config.copied(), also_rows
     settings_rows, server_rows, key_rows, _keys = rows
     (mail_settings,) = _SETTINGS_ROW.instances(list(settings_rows))
     servers = _ACTIVE_SERVERS.instances(list(server_rows))
@@ -126,8 +165,24 @@ def routing_read(*, also: Sequence[Read] = ()) -> tuple[RoutingConfig, list[list
         options=[server_option(server=server) for server in servers],
         dkim_keys={key.domain: key for key in _ACTIVE_DKIM_KEYS.instances(list(key_rows))},
     )
-    _last_config["last"] = (rows, config)
+    _last_config["last"] = _Read(rows=rows, config=config, version=version)
     return config.copied(), also_rows
+
+
+def routing_kept() -> tuple[RoutingConfig, Read] | None:
+    """PostgreSQL: the configuration the last ``routing_read`` of this process read, without
+    reading it again, and the read that finds a row once it is no longer what the database
+    holds (any row written to the settings, the servers or the DKIM keys since): for a
+    statement that writes only where that read finds nothing
+    (``CompiledInsert.insert_with_then``'s ``unless``), so that a change, however it was
+    written, still applies to the very next message. ``None`` on other databases, before a
+    first read, or once the encryption keys are others."""
+    last = _last_config.get("last")
+    if last is None or last.version is None:
+        return None
+    if last.rows[3] != tuple(mailadmin_setting("ENCRYPTION_KEYS")):
+        return None
+    return last.config.copied(), (_VERSION_CHANGED, [last.version])
 
 
 def routing_config() -> RoutingConfig:

@@ -480,3 +480,82 @@ def test_rows_a_prepared_statement_refuses_leave_nothing_and_the_next_are_prepar
     _key, _messages, (message,) = written_then_read("<next@c>")
     assert message.startswith("BEGIN; PREPARE mailadmin_1_")
     assert len(written("<next@c>")) == 1
+
+
+# --- Rows written unless a read finds a row ------------------------------------------------
+
+SERVER_NAMED = CompiledQuery(lambda: SmtpServer.objects.filter(name="").order_by())
+
+
+def written_unless(message_id: str, name: str) -> tuple[list[int], list, list[str]]:
+    """One message and its recipient written unless a server named ``name`` exists; the
+    keys, the rows of the read after the commit, the messages sent."""
+    server_pk = SmtpServer.objects.values_list("pk", flat=True).first()
+    row = (server_pk, "queued", message_id, ODD_SUBJECT, ODD_RAW, False, 0, None, None)
+    recipients = [(None, "a@golf.example", "to", "pending", "a@golf.example", None)]
+    with CaptureQueriesContext(connection) as queries:
+        keys, (messages,) = MESSAGE_ROWS.insert_with_then(
+            [row],
+            children=[(RECIPIENT_ROWS, [recipients])],
+            then=[(MESSAGE_BY_ID, [message_id])],
+            unless=[(SERVER_NAMED, [name])],
+        )
+    return keys, messages, [q["sql"] for q in queries.captured_queries]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_written_where_the_reads_unless_find_nothing(make_server):
+    make_server(name="Club")
+    keys, messages, sent = written_unless("<kept@c>", "Nobody")
+    assert [m.pk for m in MESSAGE_BY_ID.instances(messages)] == keys and len(keys) == 1
+    ((_server, status, subject, raw, *_rest, email),) = written("<kept@c>")
+    assert (status, subject, bytes(raw), email) == (
+        "queued",
+        ODD_SUBJECT,
+        ODD_RAW,
+        "a@golf.example",
+    )
+    if connection.vendor == "postgresql":
+        # The read is made by the statement that writes: one message, one round trip.
+        (message,) = sent
+        assert message.startswith("BEGIN; ") and message.count("; COMMIT; SELECT ") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_where_a_read_unless_finds_a_row_nothing_is_written_and_the_reads_after_still_run(
+    make_server,
+):
+    make_server(name="Club")
+    MESSAGE_ROWS.insert_with_then(
+        [(SmtpServer.objects.get().pk, "queued", "<there@c>", "Hi", b"", False, 0, None, None)],
+        then=[(MESSAGE_BY_ID, ["<there@c>"])],
+    )
+    keys, messages, _sent = written_unless("<there@c>", "Club")
+    assert keys == []
+    # Only the message written before: not the refused one, nor its recipient.
+    assert len(MESSAGE_BY_ID.instances(messages)) == 1
+    assert OutgoingMessage.objects.count() == 1 and not Recipient.objects.exists()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_rows_written_unless_are_prepared_once_and_the_read_runs_with_each_call(
+    make_server, fresh_session
+):
+    make_server(name="Club")
+    _keys, _messages, (first,) = written_unless("<one@c>", "Nobody")
+    assert first.startswith("BEGIN; PREPARE mailadmin_") and " WHERE NOT (EXISTS (" in first
+    keys, _messages, (second,) = written_unless("<two@c>", "Nobody")
+    assert second.startswith("BEGIN; EXECUTE mailadmin_") and len(keys) == 1
+    # The same prepared statement, its read now finding a row: nothing written.
+    make_server(name="Golf")
+    keys, _messages, (third,) = written_unless("<three@c>", "Golf")
+    assert third.startswith("BEGIN; EXECUTE mailadmin_") and keys == []
+    assert not written("<three@c>")
+
+
+def test_rows_written_unless_are_refused_inside_a_transaction(make_server):
+    make_server(name="Club")
+    with pytest.raises(TransactionManagementError):
+        written_unless("<inside@c>", "Nobody")
+    assert not OutgoingMessage.objects.exists()

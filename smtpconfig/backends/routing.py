@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from smtpconfig.direct import messages_deliver_direct
 from smtpconfig.exceptions import DeliveryFailed
 from smtpconfig.models import MailSettings, OutgoingMessage
-from smtpconfig.recording import messages_plan, messages_record
+from smtpconfig.recording import messages_plan, messages_plan_kept, messages_record
 
 
 class EmailBackend(BaseEmailBackend):
@@ -71,9 +71,20 @@ class EmailBackend(BaseEmailBackend):
                     self.close()
 
     def _send(self, email_messages: list) -> int:
-        config, plans = messages_plan(email_messages=email_messages)
+        # One message on PostgreSQL: planned with the configuration the call before read,
+        # which the statement recording it checks (one round trip, not two); where that
+        # configuration is no longer the database's, nothing is written and the call reads.
+        kept = messages_plan_kept(email_messages=email_messages)
+        keys = None
+        if kept is not None:
+            config, plans, unless = kept
+            keys = messages_record(
+                plans=plans, delivery=config.mail_settings.delivery, unless=unless
+            )
+        if keys is None:
+            config, plans = messages_plan(email_messages=email_messages)
+            keys = messages_record(plans=plans, delivery=config.mail_settings.delivery)
         mail_settings = config.mail_settings
-        keys = messages_record(plans=plans, delivery=mail_settings.delivery)
         handed_on = [key for key, plan in zip(keys, plans, strict=True) if not plan.is_suppressed]
         if mail_settings.delivery != MailSettings.Delivery.DIRECT:
             return len(handed_on)

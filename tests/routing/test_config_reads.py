@@ -9,19 +9,22 @@ message.
 
 import re
 import threading
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.mail import send_mail
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.models import OrmQ
 
 from blacklist.models import BlacklistEntry
+from smtpconfig.delivery import server_pause
 from smtpconfig.dkim import dkim_key_generate
-from smtpconfig.exceptions import DecryptionError
+from smtpconfig.exceptions import DecryptionError, NoServerAvailable
 from smtpconfig.models import (
     DkimKey,
     MailSettings,
@@ -30,7 +33,7 @@ from smtpconfig.models import (
     Recipient,
     SmtpServer,
 )
-from smtpconfig.selectors import routing_config
+from smtpconfig.selectors import _last_config, routing_config, routing_kept
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,16 +91,21 @@ def prepared_spelt_out(sql: str) -> str:
     return re.sub(r"EXECUTE (\w+)(\([^;]*\))?", lambda match: texts[match[1]], sql)
 
 
+def counted_send(subject: str) -> list[str]:
+    """The statements of one ``send_mail``, each ``EXECUTE`` spelt out; without the
+    ``BEGIN`` and ``COMMIT`` SQLite shows as statements of their own (PostgreSQL does not)."""
+    with CaptureQueriesContext(connection) as queries:
+        send_mail(subject, "Body", "info@club.example", ["member@golf.example"])
+    return [
+        prepared_spelt_out(q["sql"]) for q in queries.captured_queries if q["sql"] not in CONTROL
+    ]
+
+
 def test_one_send_mail_reads_four_tables_together_and_writes_three_at_once(servers):
     queue_mode()
     get_broker().purge_queue()
     send("warm-up")
-    with CaptureQueriesContext(connection) as queries:
-        send_mail("Counted", "Body", "info@club.example", ["member@golf.example"])
-    # SQLite shows its BEGIN and COMMIT as statements, PostgreSQL does not.
-    statements = [
-        prepared_spelt_out(q["sql"]) for q in queries.captured_queries if q["sql"] not in CONTROL
-    ]
+    statements = counted_send("Counted")
     # The settings, the active servers, the active DKIM keys; the blacklist for this
     # message's recipients: one round trip on PostgreSQL, four reads in the process on SQLite.
     reads = [
@@ -117,14 +125,37 @@ def test_one_send_mail_reads_four_tables_together_and_writes_three_at_once(serve
     # is the broker), no second task. On PostgreSQL it goes with the writes, after their
     # COMMIT: one round trip for both.
     look = [OrmQ._meta.db_table] if isinstance(get_broker(), ORM) else []
-    postgresql = connection.vendor == "postgresql"
-    assert [tables_in(sql) for sql in statements] == [
-        *([reads] if postgresql else [[table] for table in reads]),
-        *([[*writes, *look]] if postgresql else [[table] for table in [*writes, *look]]),
-    ]
-    if connection.vendor == "sqlite":
-        assert [q["sql"] for q in queries.captured_queries].count("COMMIT") == 1
+    if connection.vendor == "postgresql":
+        # The configuration the warm-up read is kept; the statement writing the message
+        # checks it is still what the tables hold, and that no recipient is blacklisted: all
+        # in one round trip (see the tests of the kept configuration below).
+        (statement,) = statements
+        assert tables_in(statement) == [writes[0], *reads, *writes[1:], *look]
+    else:
+        assert [tables_in(sql) for sql in statements] == [[t] for t in [*reads, *writes, *look]]
     assert get_broker().queue_size() == 1
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL keeps the configuration"
+)
+def test_postgresql_the_first_send_mail_of_a_process_reads_then_writes(servers):
+    queue_mode()
+    get_broker().purge_queue()
+    send("warm-up")  # the drain task it queues still waits: no look at the broker of its own
+    _last_config.clear()
+    reads, write = counted_send("First")
+    # The version of the configuration's rows first (it names the three tables too).
+    assert "xmin" in reads.split(";")[0]
+    assert tables_in(reads) == [
+        MailSettings._meta.db_table,
+        SmtpServer._meta.db_table,
+        DkimKey._meta.db_table,
+        BlacklistEntry._meta.db_table,
+    ]
+    assert tables_in(write)[:2] == [OutgoingMessage._meta.db_table, Recipient._meta.db_table]
+    (kept,) = counted_send("Second")
+    assert tables_in(kept)[:2] == [OutgoingMessage._meta.db_table, MailSettings._meta.db_table]
 
 
 def test_test_mode_switched_on_elsewhere_applies_to_the_next_message(servers):
@@ -213,3 +244,96 @@ def test_other_encryption_keys_are_not_served_from_what_the_old_ones_decrypted(
     settings.MAILADMIN = {**settings.MAILADMIN, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
     with pytest.raises(DecryptionError):
         routing_config()
+
+
+# --- The configuration kept between calls (PostgreSQL), checked by the write ---------------
+# On PostgreSQL a send_mail after the first plans with the configuration the call before
+# read, and the statement writing the message checks that it is still what the tables
+# hold and that no recipient is blacklisted; else it writes nothing and the call reads,
+# plans and writes again. The tests above (test mode, a filter, a deleted server, a DKIM
+# key, each changed elsewhere) go through that check too; ``send`` fails should a message
+# be written twice. On SQLite the same tests read at every call.
+
+
+def recorded_subjects() -> list[str]:
+    return list(OutgoingMessage.objects.order_by("pk").values_list("subject", flat=True))
+
+
+def test_a_recipient_blacklisted_elsewhere_is_suppressed_in_the_next_message(servers):
+    queue_mode()
+    assert send("before").status == OutgoingMessage.Status.QUEUED
+    elsewhere(lambda: BlacklistEntry.objects.create(email="member@golf.example"))
+    after = send("after")
+    assert after.status == OutgoingMessage.Status.SUPPRESSED
+    assert list(after.recipients.values_list("status", flat=True)) == ["suppressed"]
+    assert recorded_subjects() == ["before", "after"]
+
+
+def test_a_domain_blacklisted_elsewhere_is_suppressed_in_the_next_message(servers):
+    queue_mode()
+    send("before")
+    elsewhere(lambda: BlacklistEntry.objects.create(email="@golf.example"))
+    assert send("after").status == OutgoingMessage.Status.SUPPRESSED
+    # Struck off again: the next one goes.
+    elsewhere(lambda: BlacklistEntry.objects.all().delete())
+    assert send("again").status == OutgoingMessage.Status.QUEUED
+    assert recorded_subjects() == ["before", "after", "again"]
+
+
+def test_a_server_added_elsewhere_routes_what_the_kept_configuration_could_not(make_server):
+    make_server(name="Club", from_filter="club.example", sender_email="office@club.example")
+    queue_mode()
+    send("kept", sender="office@club.example")
+    with pytest.raises(NoServerAvailable):
+        send_mail("No route", "Body", "info@golf.example", ["member@golf.example"])
+    elsewhere(lambda: make_server(name="Relay", is_default=True))
+    assert send("routed", sender="info@golf.example").server.name == "Relay"
+    assert recorded_subjects() == ["kept", "routed"]
+
+
+def test_every_server_switched_off_elsewhere_refuses_the_next_message_and_writes_nothing(
+    servers,
+):
+    queue_mode()
+    send("before")
+    elsewhere(lambda: SmtpServer.objects.update(is_active=False))
+    with pytest.raises(NoServerAvailable):
+        send_mail("Refused", "Body", "info@club.example", ["member@golf.example"])
+    assert recorded_subjects() == ["before"]
+
+
+def test_a_server_paused_elsewhere_is_seen_by_the_next_message(servers):
+    club, _default = servers
+    queue_mode()
+    send("before")
+    until = timezone.now() + timedelta(hours=1)
+    elsewhere(lambda: server_pause(server=club, until=until, reason="Too many errors"))
+    assert routing_config().servers[0].paused_until == until
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL keeps the configuration"
+)
+def test_any_row_written_to_the_configuration_tables_makes_the_kept_one_stale(servers):
+    queue_mode()
+    routing_config()
+    _config, (changed, params) = routing_kept()
+    assert changed.rows(params) == []
+    # The same values written again (a form saved unchanged): not told apart, read again.
+    elsewhere(lambda: MailSettings.objects.update(delivery="queue"))
+    assert changed.rows(params) == [(1,)]
+    routing_config()
+    _config, (changed, params) = routing_kept()
+    assert changed.rows(params) == []
+    # A row of any of the three tables, an inactive one included.
+    elsewhere(lambda: dkim_key_generate(domain="golf.example"))
+    assert changed.rows(params) == [(1,)]
+
+
+def test_no_configuration_is_kept_before_a_first_read_or_on_sqlite(servers, settings):
+    _last_config.clear()
+    assert routing_kept() is None
+    routing_config()
+    assert (routing_kept() is not None) is (connection.vendor == "postgresql")
+    settings.MAILADMIN = {**settings.MAILADMIN, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
+    assert routing_kept() is None
