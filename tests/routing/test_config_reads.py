@@ -1,10 +1,12 @@
 """What one send_mail reads, and that a change however written applies to the next message.
 
 The backend reads the settings, the active servers and the active DKIM keys as whole rows on
-every call and rebuilds instances only when those rows changed. These tests change the rows
-the ways the portal, scripts and other processes do (``queryset.update()`` and ``delete()``, which
-no signal or ``updated_at`` reveals), on a connection of their own, and send the next
-message.
+every call and rebuilds instances only when those rows changed; on PostgreSQL a call plans
+with what the call before read, and its write checks that nothing it relies on changed. These
+tests change the rows the ways the portal, scripts and other processes do
+(``queryset.update()`` and ``delete()``, which no signal or ``updated_at`` reveals), on a
+connection of their own, and send the next message. Each test starts with nothing kept, as a
+new process does: what an earlier test kept must not decide whether a later one passes.
 """
 
 import re
@@ -36,6 +38,14 @@ from smtpconfig.models import (
 from smtpconfig.selectors import _last_config, routing_config, routing_kept
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept():
+    _last_config.clear()
+    yield
+    _last_config.clear()
+
 
 CONTROL = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT"}
 TABLES = [
