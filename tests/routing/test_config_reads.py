@@ -341,7 +341,6 @@ def test_any_row_written_to_the_configuration_tables_makes_the_kept_one_stale(se
 
 
 def test_no_configuration_is_kept_before_a_first_read_or_on_sqlite(servers, settings):
-    _last_config.clear()
     assert routing_kept() is None
     routing_config()
     assert (routing_kept() is not None) is (connection.vendor == "postgresql")
